@@ -1,0 +1,32 @@
+"""The ``metaloss`` command line: a click group, one module per command family.
+
+Command modules import TensorFlow only inside their functions, so ``metaloss --help`` and
+``metaloss datasets`` answer without loading it.
+"""
+
+from __future__ import annotations
+
+import click
+
+from metaloss import __version__
+from metaloss.cli.catalog import datasets_command, losses_command
+from metaloss.cli.demo import demo
+from metaloss.cli.train import train
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="metaloss")
+def main():
+    """metaloss: loss-function metalearning for Keras 3.
+
+    Train with metalearned and dynamical losses (TaylorGLO, Baikal, cyclic class emphasis),
+    and compare them with cross-entropy on offline or downloaded datasets.
+    """
+
+
+main.add_command(train)
+main.add_command(demo)
+main.add_command(losses_command)
+main.add_command(datasets_command)

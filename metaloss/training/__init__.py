@@ -1,0 +1,23 @@
+"""Compiled training: the `Trainer`, the `LossClock` callback, optimizers and schedules."""
+
+from metaloss.training.callbacks import LossClock
+from metaloss.training.experiment import ExperimentResult, train_experiment
+from metaloss.training.schedules import (
+    PAPER_SCHEDULES,
+    PiecewiseSchedule,
+    learning_rate_schedule,
+    make_optimizer,
+)
+from metaloss.training.trainer import FitResult, Trainer
+
+__all__ = [
+    "PAPER_SCHEDULES",
+    "ExperimentResult",
+    "FitResult",
+    "LossClock",
+    "PiecewiseSchedule",
+    "Trainer",
+    "learning_rate_schedule",
+    "make_optimizer",
+    "train_experiment",
+]

@@ -1,0 +1,180 @@
+"""One training experiment end to end: data, model, loss, optimizer, training, evaluation, files."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import keras
+
+from metaloss import data as data_module
+from metaloss import losses
+from metaloss import models as model_module
+from metaloss.losses._spec import parse_spec
+from metaloss.training.schedules import learning_rate_schedule, make_optimizer
+from metaloss.training.trainer import Trainer
+
+__all__ = ["ExperimentResult", "train_experiment"]
+
+MODEL_FILE = "model.keras"
+HISTORY_FILE = "history.json"
+RESULTS_FILE = "results.json"
+
+
+@dataclass
+class ExperimentResult:
+    """Outcome of :func:`train_experiment` (also written as ``results.json``)."""
+
+    dataset: str
+    model: str
+    loss: str
+    seed: int
+    epochs: int
+    steps: int
+    status: str
+    message: str
+    train_accuracy: float
+    val_accuracy: float | None
+    test_accuracy: float
+    test_loss: float
+    seconds: float
+    history: dict[str, list[float]] = field(default_factory=dict)
+    output: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _steps_per_epoch(train) -> int:
+    cardinality = int(train.cardinality().numpy())
+    return max(cardinality, 1)
+
+
+def train_experiment(
+    dataset: str = "mnist1d",
+    model: str = "mlp",
+    loss="cross_entropy",
+    *,
+    epochs: int = 20,
+    seed: int = 0,
+    output: str | Path | None = None,
+    batch_size: int = 128,
+    optimizer: str = "sgd",
+    learning_rate: float | None = None,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    schedule: str = "constant",
+    validation_split: float = 0.1,
+    subset_fraction: float = 1.0,
+    data_dir: str | None = None,
+    jit_compile: bool | None = None,
+    resume: bool = False,
+    verbose: str | int = "auto",
+) -> ExperimentResult:
+    """Trains ``model`` on ``dataset`` with ``loss`` and evaluates it on the test split.
+
+    With ``output`` it writes ``model.keras`` (compiled with the loss, so it reloads with it),
+    ``history.json``, ``results.json`` and, with ``resume``, keeps per-epoch checkpoints under
+    ``output/checkpoints`` so an interrupted run continues where it stopped.
+
+    Args:
+        dataset: a :func:`metaloss.data.load` name. Defaults to `"mnist1d"`.
+        model: a :func:`metaloss.models.get` name, optionally with arguments,
+            e.g. ``"wrn:depth=16,width=8"``. Defaults to `"mlp"`.
+        loss: anything :func:`metaloss.losses.get` accepts; names get ``from_logits=True``.
+            Defaults to `"cross_entropy"`.
+        epochs: training epochs. Defaults to `20`.
+        seed: seeds weights, data split, shuffling and augmentation. Defaults to `0`.
+        output: directory for the files above. Defaults to `None` (write nothing).
+        batch_size: Defaults to `128`.
+        optimizer: "sgd" or "adam". Defaults to `"sgd"`.
+        learning_rate: initial rate; `None` takes the schedule's (0.1 for "constant" SGD,
+            0.001 for Adam). Defaults to `None`.
+        momentum: SGD momentum. Defaults to `0.9`.
+        weight_decay: decoupled weight decay. Defaults to `0.0`.
+        schedule: a :data:`metaloss.training.PAPER_SCHEDULES` name. Defaults to `"constant"`.
+        validation_split: fraction of training data held out. Defaults to `0.1`.
+        subset_fraction: fraction of the remaining training data used. Defaults to `1.0`.
+        data_dir: where archives of downloadable datasets are. Defaults to `None`.
+        jit_compile: XLA-compile the steps. Defaults to `None`.
+        resume: continue from ``output/checkpoints`` if present. Defaults to `False`.
+        verbose: progress display, as :meth:`Trainer.fit`. Defaults to `"auto"`.
+
+    Returns:
+        An :class:`ExperimentResult`.
+    """
+    start = time.perf_counter()
+    data = data_module.load(
+        dataset,
+        validation_split=validation_split,
+        subset_fraction=subset_fraction,
+        seed=seed,
+        data_dir=data_dir,
+        batch_size=batch_size,
+    )
+    model_name, model_kwargs = parse_spec(model)
+    keras.utils.set_random_seed(seed)
+    network = model_module.get(
+        model_name,
+        data.input_shape,
+        data.num_classes,
+        normalization=(data.channel_mean, data.channel_std),
+        **model_kwargs,
+    )
+    loss_object = losses.get(loss, from_logits=True)
+    if learning_rate is None and optimizer == "adam":
+        learning_rate = 1e-3
+    rate = learning_rate_schedule(
+        schedule, steps_per_epoch=_steps_per_epoch(data.train), base_learning_rate=learning_rate
+    )
+    trainer = Trainer(
+        network,
+        loss_object,
+        make_optimizer(optimizer, rate, momentum=momentum, weight_decay=weight_decay),
+        jit_compile=jit_compile,
+    )
+    output = Path(output) if output is not None else None
+    checkpoints = output / "checkpoints" if (output is not None and resume) else None
+    fit = trainer.fit(
+        data.train,
+        epochs=epochs,
+        validation=data.validation,
+        checkpoint_dir=checkpoints,
+        verbose=verbose,
+    )
+    test = trainer.evaluate(data.test)
+    history = fit.history
+    result = ExperimentResult(
+        dataset=dataset,
+        model=model,
+        loss=loss if isinstance(loss, str) else type(loss_object).__name__,
+        seed=seed,
+        epochs=fit.epochs,
+        steps=fit.steps,
+        status=fit.status,
+        message=fit.message,
+        train_accuracy=history.get("accuracy", [float("nan")])[-1],
+        val_accuracy=history["val_accuracy"][-1] if "val_accuracy" in history else None,
+        test_accuracy=test["accuracy"],
+        test_loss=test["loss"],
+        seconds=time.perf_counter() - start,
+        history=history,
+        output=str(output) if output is not None else None,
+    )
+    if output is not None:
+        _write_outputs(output, network, result)
+    return result
+
+
+def _write_outputs(output: Path, network: keras.Model, result: ExperimentResult) -> None:
+    """Writes the model and JSON files, each through a temporary name so none is half-written."""
+    output.mkdir(parents=True, exist_ok=True)
+    partial_model = output / ("partial." + MODEL_FILE)
+    network.save(partial_model)
+    partial_model.replace(output / MODEL_FILE)
+    for name, payload in ((HISTORY_FILE, result.history), (RESULTS_FILE, result.to_dict())):
+        partial = output / (name + ".partial")
+        partial.write_text(json.dumps(payload, indent=2) + "\n")
+        partial.replace(output / name)

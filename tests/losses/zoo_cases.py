@@ -1,0 +1,30 @@
+"""How to build every registry entry for the contract tests (a new zoo entry must be added)."""
+
+THETA = [0.3, -0.2, 1.1, -0.7, 0.5, 1.3, -0.4, 0.9]
+
+CONSTRUCTION = {
+    "baikal": {},
+    "cross_entropy": {},
+    "sparse_cross_entropy": {},
+    "mse": {},
+    "taylor_glo": {"theta": THETA},
+    "taylor_glo_reference": {},
+    "cyclic_class_emphasis": {"num_classes": 4, "period": 6, "amplitude": 3.0},
+}
+# Losses that take labels in a single format (the zoo's own accept both).
+SPARSE_ONLY = {"sparse_cross_entropy"}
+ONE_HOT_ONLY = {"cross_entropy", "mse"}
+# The zoo's own classes, which promise one-hot *and* sparse labels, sample weights, dtypes...
+METALOSS = ["baikal", "taylor_glo", "taylor_glo_reference", "cyclic_class_emphasis"]
+
+
+def spec(name: str) -> str:
+    """The registry spec string that builds ``name`` with its construction arguments."""
+    arguments = ",".join(f"{k}={v}".replace(" ", "") for k, v in CONSTRUCTION[name].items())
+    return f"{name}:{arguments}" if arguments else name
+
+
+def build(entry: str, **kwargs):
+    from metaloss import losses
+
+    return losses.get(spec(entry), **kwargs)
