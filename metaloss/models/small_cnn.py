@@ -37,7 +37,7 @@ def build_cnn1d(
     ``Conv1D(channels)`` layers with stride 2, zero padding 1 on each side and ReLU, with kernel
     sizes 5, 3 and 3 as in the reference code (``ConvBase`` of the mnist1d repository), then is
     flattened and mapped to the logits by a float32 ``Dense(num_classes)``. On MNIST-1D (``L = 40``)
-    the lengths are 40 -> 19 -> 10 -> 5 and the model has 5,210 parameters, as in the paper.
+    the lengths are 40 -> 19 -> 10 -> 5 and the model has 5,210 parameters, as the reference has.
 
     Args:
         input_shape: ``(L,)`` or ``(L, C)``, e.g. ``(40,)`` for MNIST-1D.

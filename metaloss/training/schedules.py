@@ -70,7 +70,8 @@ def learning_rate_schedule(
         raise invalid_value("base_learning_rate", "a positive number", base_learning_rate)
     if not schedule.milestones:
         return base
-    boundaries = [m * steps_per_epoch for m in schedule.milestones]
+    # PiecewiseConstantDecay switches *after* a boundary step: epoch m starts at step m·E.
+    boundaries = [m * steps_per_epoch - 1 for m in schedule.milestones]
     values = [base * schedule.factor**i for i in range(len(boundaries) + 1)]
     return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
 

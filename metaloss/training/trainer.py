@@ -26,6 +26,7 @@ from metaloss.training.schedules import make_optimizer
 __all__ = ["FitResult", "Trainer"]
 
 _HISTORY_FILE = "history.json"
+_MEAN_REDUCTIONS = ("sum_over_batch_size", "mean", "mean_with_sample_weight")
 
 
 @dataclass
@@ -101,13 +102,13 @@ class Trainer:
         self.strategy = strategy or tf.distribute.get_strategy()
         with self.strategy.scope():
             self.loss = get_loss(loss, from_logits=from_logits)
-            self.optimizer = make_optimizer(optimizer) if isinstance(optimizer, str) else optimizer
-            if not isinstance(self.optimizer, keras.optimizers.Optimizer):
-                raise invalid_value("optimizer", "a keras optimizer, 'sgd' or 'adam'", optimizer)
+            self.optimizer = _optimizer_in_scope(optimizer, self.strategy)
             self.optimizer.build(model.trainable_variables)
             # Compiling records the loss and optimizer, so `model.save` keeps them.
             model.compile(optimizer=self.optimizer, loss=self.loss, metrics=["accuracy"])
         self._clock = loss_step_variable(self.loss)
+        # A "sum" reduction is a sum over the global batch: its replica gradients just add up.
+        self.loss_is_mean = getattr(self.loss, "reduction", "sum_over_batch_size") != "sum"
         self._totals = [tf.Variable(0.0, trainable=False, dtype=tf.float64) for _ in range(3)]
         self._diverged = tf.Variable(False, trainable=False)
         # Epochs and steps of the current run: reset by `fit`, restored from its checkpoint.
@@ -128,20 +129,35 @@ class Trainer:
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             y_pred = self.model(x, training=True)
-            loss = self.loss(y, y_pred)
-            if self.model.losses:
-                loss = loss + tf.add_n(self.model.losses)
-            scaled = loss / self.strategy.num_replicas_in_sync
+            loss, scaled = self._replica_loss(y, y_pred)
         gradients = tape.gradient(scaled, variables)
         finite = tf.math.is_finite(loss) & tf.math.is_finite(tf.linalg.global_norm(gradients))
         # A non-finite step leaves the weights as they were; the loop then stops.
         gradients = [tf.where(finite, g, tf.zeros_like(g)) for g in gradients]
         self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
-        return [*self._batch_totals(loss, y, y_pred), tf.logical_not(finite)]
+        return [*self._batch_totals(loss, y, y_pred), tf.cast(tf.logical_not(finite), tf.float64)]
+
+    def _replica_loss(self, y, y_pred):
+        """The batch's mean loss, and that loss scaled for summing gradients over replicas.
+
+        Keras's own ``Loss`` classes already divide mean reductions by the number of replicas
+        (as ``model.fit`` expects); other callables get the division here.
+        """
+        replicas = self.strategy.num_replicas_in_sync
+        value = self.loss(y, y_pred)
+        if isinstance(self.loss, keras.losses.Loss) and self.loss.reduction in _MEAN_REDUCTIONS:
+            loss, scaled = value * replicas, value
+        else:
+            loss = tf.reduce_mean(value)
+            scaled = loss / replicas if self.loss_is_mean else loss
+        if self.model.losses:
+            regularization = tf.add_n(self.model.losses)
+            loss, scaled = loss + regularization, scaled + regularization / replicas
+        return loss, scaled
 
     def _replica_eval(self, x, y):
         y_pred = self.model(x, training=False)
-        return self._batch_totals(self.loss(y, y_pred), y, y_pred)
+        return self._batch_totals(self._replica_loss(y, y_pred)[0], y, y_pred)
 
     @staticmethod
     def _batch_totals(loss, y, y_pred):
@@ -167,9 +183,7 @@ class Trainer:
         per_replica = self.strategy.run(self._replica_train, args=(x, y))
         self._accumulate(per_replica)
         self._run_steps.assign_add(1)
-        bad = self.strategy.reduce(
-            tf.distribute.ReduceOp.SUM, tf.cast(per_replica[3], tf.int32), None
-        )
+        bad = self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica[3], axis=None)
         self._diverged.assign(tf.logical_or(self._diverged, bad > 0))
 
     def _eval_step_fn(self, x, y):
@@ -304,6 +318,18 @@ class Trainer:
             if self._diverged.numpy():
                 break
         return self._read_totals()
+
+
+def _optimizer_in_scope(optimizer, strategy) -> keras.optimizers.Optimizer:
+    """The optimizer, re-created from its config if it was made outside ``strategy``'s scope."""
+    if isinstance(optimizer, str):
+        return make_optimizer(optimizer)
+    if not isinstance(optimizer, keras.optimizers.Optimizer):
+        raise invalid_value("optimizer", "a keras optimizer, 'sgd' or 'adam'", optimizer)
+    made_in = getattr(optimizer, "_distribution_strategy", strategy)
+    if made_in is not strategy and not optimizer.built:
+        return keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
+    return optimizer
 
 
 def _check_budget(epochs, steps):
