@@ -45,8 +45,5 @@ def demo(output, epochs, seed):
         title="MNIST-1D, MLP: validation accuracy per loss",
     )
     click.echo("\n" + format_table(RESULT_HEADERS, [result_row(r) for r in results]))
-    click.echo(f"\nFigures: {figure} and */training_curves.png under {output}")
-    click.echo(
-        f"Reuse a loss: metaloss train --loss {output / 'baikal' / 'model.keras'} is a "
-        "model; losses are names or JSON files (metaloss losses lists them)."
-    )
+    click.echo(f"\nFigures: {figure} and <loss>/training_curves.png under {output}")
+    click.echo(f"Train with a saved loss: metaloss train --loss {output / 'baikal' / 'loss.json'}")

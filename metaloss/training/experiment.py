@@ -21,6 +21,7 @@ __all__ = ["ExperimentResult", "train_experiment"]
 MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.json"
 RESULTS_FILE = "results.json"
+LOSS_FILE = "loss.json"
 
 
 @dataclass
@@ -76,7 +77,8 @@ def train_experiment(
     """Trains ``model`` on ``dataset`` with ``loss`` and evaluates it on the test split.
 
     With ``output`` it writes ``model.keras`` (compiled with the loss, so it reloads with it),
-    ``history.json``, ``results.json`` and, with ``resume``, keeps per-epoch checkpoints under
+    ``loss.json`` (the loss alone, for ``metaloss train --loss``), ``history.json``,
+    ``results.json`` and, with ``resume``, keeps per-epoch checkpoints under
     ``output/checkpoints`` so an interrupted run continues where it stopped.
 
     Args:
@@ -106,6 +108,8 @@ def train_experiment(
         An :class:`ExperimentResult`.
     """
     start = time.perf_counter()
+    # First of all: tf.data combines its op seeds with the global seed at creation time.
+    keras.utils.set_random_seed(seed)
     data = data_module.load(
         dataset,
         validation_split=validation_split,
@@ -115,7 +119,6 @@ def train_experiment(
         batch_size=batch_size,
     )
     model_name, model_kwargs = parse_spec(model)
-    keras.utils.set_random_seed(seed)
     network = model_module.get(
         model_name,
         data.input_shape,
@@ -165,6 +168,7 @@ def train_experiment(
     )
     if output is not None:
         _write_outputs(output, network, result)
+        losses.save(loss_object, output / LOSS_FILE)
     return result
 
 

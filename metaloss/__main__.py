@@ -1,0 +1,5 @@
+"""``python -m metaloss`` runs the command line."""
+
+from metaloss.cli import main
+
+main()

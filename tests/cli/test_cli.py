@@ -1,0 +1,147 @@
+"""The command line through click's CliRunner (and a fresh process for the import check)."""
+
+import json
+
+import keras
+import pytest
+from click.testing import CliRunner
+
+from metaloss.cli import main
+from metaloss.losses import Baikal
+
+from ..conftest import run_python
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_help_does_not_import_tensorflow():
+    code = """
+import sys
+from metaloss.cli import main
+try:
+    main(["--help"])
+except SystemExit as stop:
+    assert stop.code == 0
+print("tensorflow" in sys.modules, "keras" in sys.modules)
+"""
+    out = run_python(code)
+    assert "train" in out and "datasets" in out
+    assert out.strip().splitlines()[-1] == "False False"
+
+
+def test_losses_lists_the_zoo():
+    result = invoke("losses")
+    assert result.exit_code == 0
+    for name in ("baikal", "taylor_glo", "cyclic_class_emphasis", "cross_entropy"):
+        assert name in result.output
+
+
+def test_datasets_says_what_is_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    result = invoke("datasets")
+    assert result.exit_code == 0
+    lines = {line.split()[0]: line for line in result.output.splitlines()[2:]}
+    assert "yes (built in)" in lines["mnist1d"] and "yes (built in)" in lines["spiral"]
+    assert "no: needs cifar-10-python.tar.gz" in lines["cifar10"]
+
+
+def test_train_writes_model_loss_history_results_and_figure(tmp_path):
+    out = tmp_path / "run"
+    result = invoke(
+        "train",
+        "--dataset",
+        "spiral",
+        "--model",
+        "mlp:hidden=[16]",
+        "--loss",
+        "baikal",
+        "--epochs",
+        2,
+        "--seed",
+        0,
+        "--output",
+        out,
+        "--batch-size",
+        32,
+    )
+    assert result.exit_code == 0, result.output
+    assert "test acc" in result.output and "baikal" in result.output
+    for name in ("model.keras", "loss.json", "history.json", "results.json", "training_curves.png"):
+        assert (out / name).is_file(), name
+    results = json.loads((out / "results.json").read_text())
+    assert results["epochs"] == 2 and results["status"] == "completed"
+    assert isinstance(keras.saving.load_model(out / "model.keras").loss, Baikal)
+    # The saved loss file is a valid --loss, and an existing run is protected.
+    again = invoke(
+        "train", "--dataset", "spiral", "--loss", out / "loss.json", "--epochs", 1, "--output", out
+    )
+    assert again.exit_code == 2 and "--overwrite" in again.output
+    replaced = invoke(
+        "train",
+        "--dataset",
+        "spiral",
+        "--loss",
+        out / "loss.json",
+        "--epochs",
+        1,
+        "--output",
+        out,
+        "--overwrite",
+    )
+    assert replaced.exit_code == 0, replaced.output
+    assert json.loads((out / "results.json").read_text())["epochs"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["--loss", "nope"], "--loss"),
+        (["--loss", "taylor_glo:theta=[1,2]"], "--loss"),
+        (["--epochs", "0"], "--epochs"),
+        (["--dataset", "imagenet"], "--dataset"),
+        (["--model", "transformer"], "--model"),
+        (["--subset-fraction", "0"], "--subset-fraction"),
+        (["--resume", "--overwrite"], "--resume"),
+    ],
+)
+def test_bad_options_are_usage_errors_naming_the_option(args, option, tmp_path):
+    result = invoke("train", "--output", tmp_path / "x", *args)
+    assert result.exit_code == 2
+    assert option in result.output
+
+
+def test_missing_archive_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr("metaloss.data.archives.download", _no_network)
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--dataset",
+            "cifar10",
+            "--data-dir",
+            str(tmp_path),
+            "--epochs",
+            "1",
+            "--output",
+            str(tmp_path / "x"),
+        ],
+    )
+    assert result.exit_code == 1
+    assert "cifar-10-python.tar.gz" in result.output
+
+
+def _no_network(name, *args, **kwargs):
+    raise OSError("network disabled in tests")
+
+
+@pytest.mark.slow
+def test_demo_trains_and_prints_a_table(tmp_path):
+    result = invoke("demo", "--output", tmp_path, "--epochs", 1)
+    assert result.exit_code == 0, result.output
+    for loss in ("cross_entropy", "baikal", "taylor_glo_reference"):
+        assert loss in result.output
+        assert (tmp_path / loss / "loss.json").is_file()
+    assert (tmp_path / "validation_accuracy.png").is_file()
