@@ -128,7 +128,7 @@ def bench_fit(data, model_name: str, repeats: int, epochs_per_block: int) -> lis
     steps = int(data.train.cardinality().numpy())
     fits = {
         "metaloss Trainer.fit": lambda: trainer.fit(data.train, epochs=1, verbose=0),
-        "keras model.fit": lambda: model.fit(data.train, epochs=1, verbose=0),
+        "keras model.fit": lambda: model.fit(data.train, epochs=1, verbose=0, shuffle=False),
     }
 
     def timer(fit):

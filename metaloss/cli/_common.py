@@ -6,6 +6,8 @@ Nothing here imports TensorFlow at module level, so ``metaloss --help`` stays fa
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 from collections.abc import Sequence
 
 import click
@@ -14,8 +16,33 @@ from metaloss.data.catalog import DATASETS
 
 
 def quiet_tensorflow() -> None:
-    """Silences TensorFlow's C++ start-up chatter unless the user asked for it."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Imports TensorFlow without its C++ start-up chatter (oneDNN, CUDA probing lines).
+
+    TensorFlow 2.21 writes those lines straight to file descriptor 2 before its logging is set
+    up, whatever ``TF_CPP_MIN_LOG_LEVEL`` says; so the import and device start-up run with that
+    descriptor pointed at a temporary file, which is replayed if the import fails. A user who
+    set ``TF_CPP_MIN_LOG_LEVEL`` gets TensorFlow's own behaviour.
+    """
+    if "tensorflow" in sys.modules or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_logical_devices()  # device start-up logs here, still captured
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 class LossSpec(click.ParamType):

@@ -20,7 +20,7 @@ def result_row(result) -> tuple:
         result.train_accuracy,
         result.val_accuracy,
         result.test_accuracy,
-        round(result.seconds, 1),
+        f"{result.seconds:.1f}",
     )
 
 
