@@ -7,14 +7,19 @@ noisy machine slows every variant alike; no absolute time is ever a pass/fail cr
    ``CategoricalCrossentropy(from_logits=True)``, a fresh model of the same architecture (same
    seed) gets its own ``Trainer`` (SGD 0.1, momentum 0.9). Each compiled step
    ``trainer._train_step(x, y)`` is first called ``WARMUP`` times on one fixed batch (tracing
-   excluded), then every repeat times a block of ``--steps`` calls per variant, the variants
-   interleaved (the order rotates from repeat to repeat); each block ends by reading
-   ``optimizer.iterations`` so that queued work is finished. Reported: the median time per step
-   of each variant and the median over repeats of the within-repeat ratio loss / CE.
-2. ``Trainer.fit`` against ``model.fit``: fresh identical models, the same cross-entropy and
-   optimizer settings, ``verbose=0``, ``steps_per_execution=1`` and no XLA for ``fit`` (the
-   Trainer's default, and Keras's own "auto" on a CPU). After one warm-up epoch each, every
-   repeat times ``--epochs-per-block`` one-epoch calls of each, interleaved; reported per step.
+   excluded). Each repeat then runs ``--steps / STEPS_PER_ROUND`` rounds; a round times a block
+   of ``STEPS_PER_ROUND`` calls of every variant in turn (ABAB..., the order rotating), each
+   block ending by reading ``optimizer.iterations`` so that no queued work escapes the clock.
+2. ``Trainer.fit`` against ``model.fit``, one epoch of the same training pipeline: fresh
+   identical models, the same cross-entropy, SGD settings and accuracy metric, ``verbose=0``;
+   ``fit`` with ``steps_per_execution=1`` and the same XLA setting as the Trainer (off by
+   default, which is also Keras's "auto" on a CPU). After one warm-up epoch each (tracing of
+   the full and the last, partial batch), each repeat runs ``--epochs`` rounds of one ``fit``
+   call per variant, interleaved as above.
+
+Reported: each variant's median (over repeats) time per step, and the median over repeats of
+the within-repeat ratio variant / baseline, which cancels drifts of the machine's speed.
+``--jit-compile`` XLA-compiles every variant.
 
 Run ``python tools/bench_loss_overhead.py --quick`` for a smoke check.
 """
@@ -38,7 +43,8 @@ import metaloss.losses
 import metaloss.models
 from metaloss.training.trainer import Trainer
 
-WARMUP = 10
+WARMUP = 10  # untimed calls of each compiled step (tracing and first runs)
+STEPS_PER_ROUND = 20
 STEP_TARGET, FIT_TARGET = 1.05, 1.0
 
 
@@ -71,13 +77,20 @@ def _zoo_losses(num_classes: int) -> dict[str, keras.losses.Loss]:
     }
 
 
-def _interleaved(timers: dict, repeats: int) -> dict[str, list[float]]:
-    """Runs each timer once per repeat, rotating the order; returns each one's timings."""
+def _interleaved(timers: dict, repeats: int, rounds: int) -> dict[str, list[float]]:
+    """Per repeat, ``rounds`` rounds of one call of every timer (ABAB...); the order rotates.
+
+    Returns, for each timer, the total time of its calls in each repeat.
+    """
     names, times = list(timers), {name: [] for name in timers}
     for repeat in range(repeats):
-        shift = repeat % len(names)
-        for name in names[shift:] + names[:shift]:
-            times[name].append(timers[name]())
+        total = dict.fromkeys(names, 0.0)
+        for turn in range(rounds):
+            shift = (repeat + turn) % len(names)
+            for name in names[shift:] + names[:shift]:
+                total[name] += timers[name]()
+        for name in names:
+            times[name].append(total[name])
     return times
 
 
@@ -85,83 +98,75 @@ def _paired_ratio(times: dict, name: str, base: str) -> float:
     return statistics.median(a / b for a, b in zip(times[name], times[base], strict=True))
 
 
-def _step_timer(trainer: Trainer, x, y, steps: int):
-    def run() -> float:
-        start = time.perf_counter()
-        for _ in range(steps):
-            trainer._train_step(x, y)
-        trainer.optimizer.iterations.numpy()  # waits for the queued steps
-        return (time.perf_counter() - start) / steps
-
-    return run
+def _rows(times: dict, base: str, units: int, target: float) -> list[tuple]:
+    """(name, median ms per step, ratio to ``base``, target) per variant, ``base`` first."""
+    rows = []
+    for name in [base, *(n for n in times if n != base)]:
+        ratio = None if name == base else _paired_ratio(times, name, base)
+        rows.append((name, 1e3 * statistics.median(times[name]) / units, ratio, target))
+    return rows
 
 
-def bench_steps(data, model_name: str, repeats: int, steps: int) -> list[tuple]:
+def bench_steps(data, model_name: str, repeats: int, steps: int, jit: bool | None) -> list:
     x, y = next(iter(data.train))
     losses = {"keras CategoricalCrossentropy": _ce(), **_zoo_losses(data.num_classes)}
     timers = {}
     for name, loss in losses.items():
-        trainer = Trainer(_model(data, model_name), loss, _optimizer())
+        trainer = Trainer(_model(data, model_name), loss, _optimizer(), jit_compile=jit)
         for _ in range(WARMUP):
             trainer._train_step(x, y)
         trainer.optimizer.iterations.numpy()
-        timers[name] = _step_timer(trainer, x, y, steps)
-    times = _interleaved(timers, repeats)
-    base = next(iter(losses))
-    rows = [(base, 1e3 * statistics.median(times[base]), None, None)]
-    for name in list(losses)[1:]:
-        ratio = _paired_ratio(times, name, base)
-        rows.append((name, 1e3 * statistics.median(times[name]), ratio, STEP_TARGET))
-    return rows
+
+        def run(trainer=trainer) -> float:
+            start = time.perf_counter()
+            for _ in range(STEPS_PER_ROUND):
+                trainer._train_step(x, y)
+            trainer.optimizer.iterations.numpy()  # waits for the queued steps
+            return time.perf_counter() - start
+
+        timers[name] = run
+    rounds = max(1, steps // STEPS_PER_ROUND)
+    times = _interleaved(timers, repeats, rounds)
+    return _rows(times, next(iter(losses)), rounds * STEPS_PER_ROUND, STEP_TARGET)
 
 
-def bench_fit(data, model_name: str, repeats: int, epochs_per_block: int) -> list[tuple]:
-    trainer = Trainer(_model(data, model_name), _ce(), _optimizer())
+def bench_fit(data, model_name: str, repeats: int, epochs: int, jit: bool | None) -> list:
+    trainer = Trainer(_model(data, model_name), _ce(), _optimizer(), jit_compile=jit)
     model = _model(data, model_name)
     model.compile(
         optimizer=_optimizer(),
         loss=_ce(),
         metrics=["accuracy"],
         steps_per_execution=1,
-        jit_compile=False,
+        jit_compile=bool(jit),
     )
-    steps = int(data.train.cardinality().numpy())
     fits = {
-        "metaloss Trainer.fit": lambda: trainer.fit(data.train, epochs=1, verbose=0),
         "keras model.fit": lambda: model.fit(data.train, epochs=1, verbose=0, shuffle=False),
+        "metaloss Trainer.fit": lambda: trainer.fit(data.train, epochs=1, verbose=0),
     }
 
     def timer(fit):
         def run() -> float:
             start = time.perf_counter()
-            for _ in range(epochs_per_block):
-                fit()
-            return (time.perf_counter() - start) / (epochs_per_block * steps)
+            fit()
+            return time.perf_counter() - start
 
         return run
 
     for fit in fits.values():
         fit()  # warm-up epoch: traces the steps (full and last, partial batch)
-    times = _interleaved({name: timer(fit) for name, fit in fits.items()}, repeats)
-    trainer_name, fit_name = fits
-    return [
-        (fit_name, 1e3 * statistics.median(times[fit_name]), None, None),
-        (
-            trainer_name,
-            1e3 * statistics.median(times[trainer_name]),
-            _paired_ratio(times, trainer_name, fit_name),
-            FIT_TARGET,
-        ),
-    ]
+    times = _interleaved({name: timer(fit) for name, fit in fits.items()}, repeats, epochs)
+    steps = epochs * int(data.train.cardinality().numpy())
+    return _rows(times, "keras model.fit", steps, FIT_TARGET)
 
 
-def _print_table(title: str, base: str, rows: list[tuple]) -> None:
-    print(f"\n{title}")
-    print(f"| variant | median ms/step | ratio vs {base} | target | met |")
-    print("|---|---:|---:|---:|---|")
+def _print_table(title: str, rows: list[tuple]) -> None:
+    print(
+        f"\n{title}\n| variant | median ms/step | ratio | target | met |\n|---|---:|---:|---:|---|"
+    )
     for name, ms, ratio, target in rows:
         if ratio is None:
-            print(f"| {name} | {ms:.3f} | 1.00 (baseline) | | |")
+            print(f"| {name} | {ms:.3f} | 1 (baseline) | | |")
         else:
             met = "yes" if ratio <= target else "no"
             print(f"| {name} | {ms:.3f} | {ratio:.3f}x | <= {target:.2f}x | {met} |")
@@ -172,29 +177,30 @@ def _print_table(title: str, base: str, rows: list[tuple]) -> None:
 @click.option("--model", "model_name", default="mlp", show_default=True)
 @click.option("--dataset", default="mnist1d", show_default=True)
 @click.option("--batch-size", default=128, show_default=True)
-@click.option("--steps", default=200, show_default=True, help="Compiled steps per timed block.")
-@click.option("--epochs-per-block", default=5, show_default=True, help="Epochs per fit block.")
+@click.option("--steps", default=200, show_default=True, help="Compiled steps per variant/repeat.")
+@click.option("--epochs", default=5, show_default=True, help="One-epoch fits per variant/repeat.")
+@click.option("--jit-compile", is_flag=True, help="XLA-compile every variant's step.")
 @click.option("--quick", is_flag=True, help="3 repeats of short blocks: a smoke check.")
-def main(repeats, model_name, dataset, batch_size, steps, epochs_per_block, quick):
+def main(repeats, model_name, dataset, batch_size, steps, epochs, jit_compile, quick):
     """Times the zoo's losses against cross-entropy, and Trainer.fit against model.fit."""
     if quick:
-        repeats, steps, epochs_per_block = min(repeats, 3), min(steps, 20), 1
+        repeats, steps, epochs = min(repeats, 3), STEPS_PER_ROUND * 2, 1
+    jit = True if jit_compile else None  # None: TensorFlow's default (no XLA)
     print("command: python " + shlex.join(sys.argv))
     print(
         f"python {platform.python_version()}, TensorFlow {tf.__version__}, Keras "
         f"{keras.__version__}, metaloss {metaloss.__version__}, {os.cpu_count()} CPUs, "
-        f"GPUs: {len(tf.config.list_physical_devices('GPU'))}"
+        f"{len(tf.config.list_physical_devices('GPU'))} GPUs, XLA: {bool(jit)}"
     )
     data = metaloss.data.load(dataset, batch_size=batch_size)
     print(
         f"{dataset} ({data.num_examples['train']} training examples), {model_name}, "
-        f"batch {batch_size}, {repeats} repeats"
+        f"batch {batch_size}, {repeats} repeats (medians; ratios: medians of per-repeat ratios)"
     )
-    base = "keras CategoricalCrossentropy"
-    rows = bench_steps(data, model_name, repeats, steps)
-    _print_table(f"1. Compiled train step, {steps} steps per block", base, rows)
-    rows = bench_fit(data, model_name, repeats, epochs_per_block)
-    _print_table(f"2. One epoch, {epochs_per_block} epochs per block", "model.fit", rows)
+    rows = bench_steps(data, model_name, repeats, steps, jit)
+    _print_table(f"1. Compiled train step, loss / CE, {steps} steps per variant and repeat", rows)
+    rows = bench_fit(data, model_name, repeats, epochs, jit)
+    _print_table(f"2. One epoch, Trainer.fit / model.fit, {epochs} per variant and repeat", rows)
 
 
 if __name__ == "__main__":
