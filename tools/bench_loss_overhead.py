@@ -94,6 +94,15 @@ def _interleaved(timers: dict, repeats: int, rounds: int) -> dict[str, list[floa
     return times
 
 
+def _timed(fn):
+    def run() -> float:
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+
+    return run
+
+
 def _paired_ratio(times: dict, name: str, base: str) -> float:
     return statistics.median(a / b for a, b in zip(times[name], times[base], strict=True))
 
@@ -110,21 +119,17 @@ def _rows(times: dict, base: str, units: int, target: float) -> list[tuple]:
 def bench_steps(data, model_name: str, repeats: int, steps: int, jit: bool | None) -> list:
     x, y = next(iter(data.train))
     losses = {"keras CategoricalCrossentropy": _ce(), **_zoo_losses(data.num_classes)}
+
+    def run(trainer: Trainer, count: int = STEPS_PER_ROUND) -> None:
+        for _ in range(count):
+            trainer._train_step(x, y)
+        trainer.optimizer.iterations.numpy()  # waits for any queued work
+
     timers = {}
     for name, loss in losses.items():
         trainer = Trainer(_model(data, model_name), loss, _optimizer(), jit_compile=jit)
-        for _ in range(WARMUP):
-            trainer._train_step(x, y)
-        trainer.optimizer.iterations.numpy()
-
-        def run(trainer=trainer) -> float:
-            start = time.perf_counter()
-            for _ in range(STEPS_PER_ROUND):
-                trainer._train_step(x, y)
-            trainer.optimizer.iterations.numpy()  # waits for the queued steps
-            return time.perf_counter() - start
-
-        timers[name] = run
+        run(trainer, WARMUP)
+        timers[name] = _timed(lambda trainer=trainer: run(trainer))
     rounds = max(1, steps // STEPS_PER_ROUND)
     times = _interleaved(timers, repeats, rounds)
     return _rows(times, next(iter(losses)), rounds * STEPS_PER_ROUND, STEP_TARGET)
@@ -145,17 +150,9 @@ def bench_fit(data, model_name: str, repeats: int, epochs: int, jit: bool | None
         "metaloss Trainer.fit": lambda: trainer.fit(data.train, epochs=1, verbose=0),
     }
 
-    def timer(fit):
-        def run() -> float:
-            start = time.perf_counter()
-            fit()
-            return time.perf_counter() - start
-
-        return run
-
     for fit in fits.values():
         fit()  # warm-up epoch: traces the steps (full and last, partial batch)
-    times = _interleaved({name: timer(fit) for name, fit in fits.items()}, repeats, epochs)
+    times = _interleaved({name: _timed(fit) for name, fit in fits.items()}, repeats, epochs)
     steps = epochs * int(data.train.cardinality().numpy())
     return _rows(times, "keras model.fit", steps, FIT_TARGET)
 
@@ -178,7 +175,7 @@ def _print_table(title: str, rows: list[tuple]) -> None:
 @click.option("--dataset", default="mnist1d", show_default=True)
 @click.option("--batch-size", default=128, show_default=True)
 @click.option("--steps", default=200, show_default=True, help="Compiled steps per variant/repeat.")
-@click.option("--epochs", default=5, show_default=True, help="One-epoch fits per variant/repeat.")
+@click.option("--epochs", default=10, show_default=True, help="One-epoch fits per variant/repeat.")
 @click.option("--jit-compile", is_flag=True, help="XLA-compile every variant's step.")
 @click.option("--quick", is_flag=True, help="3 repeats of short blocks: a smoke check.")
 def main(repeats, model_name, dataset, batch_size, steps, epochs, jit_compile, quick):

@@ -64,11 +64,16 @@ def taylor_glo(y_true, y_pred, theta, *, from_logits: bool = False):
     y_pred, dtype = float_predictions(y_pred)
     x = one_hot_labels(y_true, y_pred)
     y = class_probabilities(y_pred, from_logits)
-    t = ops.cast(theta if ops.is_tensor(theta) else np.asarray(theta, dtype="float64"), y.dtype)
+    if ops.is_tensor(theta):
+        t = [ops.cast(theta[i], y.dtype) for i in range(NUM_PARAMETERS)]
+    else:  # Python constants: the scalar arithmetic below folds away in the compiled step.
+        t = [float(v) for v in np.asarray(theta, dtype="float64").reshape(NUM_PARAMETERS)]
     dx = x - t[0]
     dy = y - t[1]
     # Horner form of the six terms above.
-    inner = t[2] + dy * (t[3] / 2 + dy * t[4] / 6) + dx * (t[5] + dy * t[6] / 2 + dx * t[7] / 2)
+    inner = (
+        t[2] + dy * (t[3] / 2 + dy * (t[4] / 6)) + dx * (t[5] + dy * (t[6] / 2) + dx * (t[7] / 2))
+    )
     return ops.cast(-ops.mean(dy * inner, axis=-1), dtype)
 
 
