@@ -108,7 +108,7 @@ class Trainer:
             model.compile(optimizer=self.optimizer, loss=self.loss, metrics=["accuracy"])
         self._clock = loss_step_variable(self.loss)
         # A "sum" reduction is a sum over the global batch: its replica gradients just add up.
-        self.loss_is_mean = getattr(self.loss, "reduction", "sum_over_batch_size") != "sum"
+        self._loss_is_mean = getattr(self.loss, "reduction", "sum_over_batch_size") != "sum"
         self._totals = [tf.Variable(0.0, trainable=False, dtype=tf.float64) for _ in range(3)]
         self._diverged = tf.Variable(False, trainable=False)
         # Epochs and steps of the current run: reset by `fit`, restored from its checkpoint.
@@ -149,7 +149,7 @@ class Trainer:
             loss, scaled = value * replicas, value
         else:
             loss = tf.reduce_mean(value)
-            scaled = loss / replicas if self.loss_is_mean else loss
+            scaled = loss / replicas if self._loss_is_mean else loss
         if self.model.losses:
             regularization = tf.add_n(self.model.losses)
             loss, scaled = loss + regularization, scaled + regularization / replicas

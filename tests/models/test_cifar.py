@@ -1,29 +1,18 @@
 """Tests of `metaloss.models.cifar`: All-CNN-C and the CIFAR AlexNet."""
 
 import keras
-import numpy as np
 import pytest
 
 from metaloss.models.cifar import build_alexnet, build_allcnn_c
 
-
-@pytest.fixture(autouse=True)
-def _seed():
-    keras.utils.set_random_seed(0)
-
-
-def _logits(model, shape):
-    x = np.random.default_rng(0).uniform(size=(2, *shape)).astype("float32")
-    logits = keras.ops.convert_to_numpy(model(x, training=False))
-    assert logits.dtype == np.float32
-    return logits
+from .helpers import logits as forward_logits
 
 
 @pytest.mark.parametrize(("input_shape", "num_classes"), [((32, 32, 3), 10), ((32, 32, 3), 100)])
 def test_allcnn_c_on_cifar(input_shape, num_classes):
     model = build_allcnn_c(input_shape, num_classes)
     assert model.name == "allcnn_c"
-    logits = _logits(model, input_shape)
+    logits = forward_logits(model, input_shape)
     assert logits.shape == (2, num_classes)
     assert (logits < 0).any()  # No ReLU on the class convolution.
     # Table 2 of the paper: global averaging over 6x6 spatial dimensions.
@@ -52,7 +41,7 @@ def test_allcnn_c_dropout_follows_the_paper():
 
 
 def test_allcnn_c_works_on_mnist_sized_images_and_rejects_tiny_ones():
-    assert _logits(build_allcnn_c((28, 28, 1), 10), (28, 28, 1)).shape == (2, 10)
+    assert forward_logits(build_allcnn_c((28, 28, 1), 10), (28, 28, 1)).shape == (2, 10)
     with pytest.raises(ValueError, match="Invalid value for argument `input_shape`"):
         build_allcnn_c((8, 8, 1), 10)
 
@@ -60,7 +49,7 @@ def test_allcnn_c_works_on_mnist_sized_images_and_rejects_tiny_ones():
 def test_alexnet_on_cifar():
     model = build_alexnet((32, 32, 3), 10)
     assert model.name == "alexnet"
-    logits = _logits(model, (32, 32, 3))
+    logits = forward_logits(model, (32, 32, 3))
     assert logits.shape == (2, 10)
     assert (logits < 0).any()
     # PyTorch's arithmetic: 11x11 stride 4 padding 5 maps 32 to 8; pools give 4, 2, 1.

@@ -7,11 +7,6 @@ import pytest
 from metaloss.models.mlp import build_mlp
 
 
-@pytest.fixture(autouse=True)
-def _seed():
-    keras.utils.set_random_seed(0)
-
-
 @pytest.mark.parametrize("input_shape", [(40,), (2,), (8, 8, 1), (28, 28, 1), (32, 32, 3)])
 def test_builds_on_any_input_shape(input_shape):
     model = build_mlp(input_shape, 10)

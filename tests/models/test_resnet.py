@@ -6,17 +6,7 @@ import pytest
 
 from metaloss.models.resnet import _shortcut_a, build_preresnet, build_resnet, build_wide_resnet
 
-
-@pytest.fixture(autouse=True)
-def _seed():
-    keras.utils.set_random_seed(0)
-
-
-def _logits(model, shape):
-    x = np.random.default_rng(0).uniform(size=(2, *shape)).astype("float32")
-    logits = keras.ops.convert_to_numpy(model(x, training=False))
-    assert logits.dtype == np.float32
-    return logits
+from .helpers import logits as forward_logits
 
 
 def _trainable(model):
@@ -86,7 +76,7 @@ def test_resnet_layout():
 
 @pytest.mark.parametrize("input_shape", [(32, 32, 3), (28, 28, 1), (9, 9, 1)])
 def test_resnet_outputs_logits(input_shape):
-    logits = _logits(build_resnet(input_shape, 10), input_shape)
+    logits = forward_logits(build_resnet(input_shape, 10), input_shape)
     assert logits.shape == (2, 10)
     assert (logits < 0).any()
 
@@ -103,7 +93,7 @@ def test_option_a_shortcut_subsamples_and_zero_pads_channels():
 def test_preresnet20():
     model = build_preresnet((32, 32, 3), 10)
     assert model.name == "preresnet20"
-    assert _logits(model, (32, 32, 3)).shape == (2, 10)
+    assert forward_logits(model, (32, 32, 3)).shape == (2, 10)
     # Same parameters as ResNet-20: the stem's BatchNorm moves to the end (table 6 of
     # arXiv:1512.03385 and the layout of arXiv:1603.05027: 0.27M).
     assert _trainable(model) == _resnet_trainable(3)
@@ -127,7 +117,7 @@ def test_wide_resnet_parameter_counts_match_the_paper(depth, width, published):
 
 def test_wide_resnet_outputs_logits_and_has_dropout():
     model = build_wide_resnet((32, 32, 3), 10, depth=10, width=2)
-    logits = _logits(model, (32, 32, 3))
+    logits = forward_logits(model, (32, 32, 3))
     assert logits.shape == (2, 10)
     assert (logits < 0).any()
     rates = {layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)}

@@ -1,28 +1,17 @@
 """Tests of `metaloss.models.small_cnn`: the MNIST-1D convnet and the small 2-D convnet."""
 
 import keras
-import numpy as np
 import pytest
 
 from metaloss.models.small_cnn import build_cnn, build_cnn1d
 
-
-@pytest.fixture(autouse=True)
-def _seed():
-    keras.utils.set_random_seed(0)
-
-
-def _logits(model, shape):
-    x = np.random.default_rng(0).uniform(size=(2, *shape)).astype("float32")
-    logits = keras.ops.convert_to_numpy(model(x, training=False))
-    assert logits.dtype == np.float32
-    return logits
+from .helpers import logits as forward_logits
 
 
 def test_cnn1d_on_mnist1d():
     model = build_cnn1d((40,), 10)
     assert model.name == "cnn1d"
-    assert _logits(model, (40,)).shape == (2, 10)
+    assert forward_logits(model, (40,)).shape == (2, 10)
     # Lengths 40 -> 19 -> 10 -> 5 as in Greydanus's ConvBase (kernel 5, 3, 3; stride 2; pad 1).
     lengths = [model.get_layer(f"conv{i}").output.shape[1] for i in (1, 2, 3)]
     assert lengths == [19, 10, 5]
@@ -37,8 +26,8 @@ def test_cnn1d_parameter_count_matches_hand_computation():
 
 
 def test_cnn1d_accepts_channels_and_other_lengths():
-    assert _logits(build_cnn1d((40, 2), 4), (40, 2)).shape == (2, 4)
-    assert _logits(build_cnn1d((3,), 2), (3,)).shape == (2, 2)
+    assert forward_logits(build_cnn1d((40, 2), 4), (40, 2)).shape == (2, 4)
+    assert forward_logits(build_cnn1d((3,), 2), (3,)).shape == (2, 2)
     assert build_cnn1d((40,), 10, channels=8).get_layer("conv3").filters == 8
 
 
@@ -52,7 +41,7 @@ def test_cnn1d_rejects_unusable_shapes(input_shape):
 def test_cnn_on_digits_mnist_and_cifar(input_shape):
     model = build_cnn(input_shape, 10)
     assert model.name == "cnn"
-    logits = _logits(model, input_shape)
+    logits = forward_logits(model, input_shape)
     assert logits.shape == (2, 10)
     assert (logits < 0).any()
 
