@@ -99,6 +99,8 @@ class Trainer:
         if not isinstance(model, keras.Model):
             raise invalid_value("model", "a keras.Model", type(model).__name__)
         self.model = model
+        # Only a real strategy (given, or entered around the Trainer) distributes the data.
+        self._distributed = strategy is not None or tf.distribute.has_strategy()
         self.strategy = strategy or tf.distribute.get_strategy()
         with self.strategy.scope():
             self.loss = get_loss(loss, from_logits=from_logits)
@@ -107,8 +109,6 @@ class Trainer:
             # Compiling records the loss and optimizer, so `model.save` keeps them.
             model.compile(optimizer=self.optimizer, loss=self.loss, metrics=["accuracy"])
         self._clock = loss_step_variable(self.loss)
-        # A "sum" reduction is a sum over the global batch: its replica gradients just add up.
-        self._loss_is_mean = getattr(self.loss, "reduction", "sum_over_batch_size") != "sum"
         self._totals = [tf.Variable(0.0, trainable=False, dtype=tf.float64) for _ in range(3)]
         self._diverged = tf.Variable(False, trainable=False)
         # Epochs and steps of the current run: reset by `fit`, restored from its checkpoint.
@@ -145,11 +145,14 @@ class Trainer:
         """
         replicas = self.strategy.num_replicas_in_sync
         value = self.loss(y, y_pred)
-        if isinstance(self.loss, keras.losses.Loss) and self.loss.reduction in _MEAN_REDUCTIONS:
+        reduction = getattr(self.loss, "reduction", None)
+        if isinstance(self.loss, keras.losses.Loss) and reduction in _MEAN_REDUCTIONS:
             loss, scaled = value * replicas, value
+        elif reduction == "sum":  # a sum over the global batch: replica gradients just add up
+            loss = scaled = value
         else:
             loss = tf.reduce_mean(value)
-            scaled = loss / replicas if self._loss_is_mean else loss
+            scaled = loss / replicas
         if self.model.losses:
             regularization = tf.add_n(self.model.losses)
             loss, scaled = loss + regularization, scaled + regularization / replicas
@@ -201,7 +204,7 @@ class Trainer:
         return {"loss": loss_sum / count, "accuracy": correct / count}
 
     def _distribute(self, dataset: tf.data.Dataset):
-        if self.strategy is tf.distribute.get_strategy() and not tf.distribute.has_strategy():
+        if not self._distributed:
             return dataset
         return self.strategy.experimental_distribute_dataset(dataset)
 

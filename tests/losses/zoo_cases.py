@@ -11,9 +11,8 @@ CONSTRUCTION = {
     "taylor_glo_reference": {},
     "cyclic_class_emphasis": {"num_classes": 4, "period": 6, "amplitude": 3.0},
 }
-# Losses that take labels in a single format (the zoo's own accept both).
+# Keras losses that take only class ids (the zoo's own accept both formats).
 SPARSE_ONLY = {"sparse_cross_entropy"}
-ONE_HOT_ONLY = {"cross_entropy", "mse"}
 # The zoo's own classes, which promise one-hot *and* sparse labels, sample weights, dtypes...
 METALOSS = ["baikal", "taylor_glo", "taylor_glo_reference", "cyclic_class_emphasis"]
 
