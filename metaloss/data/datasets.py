@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import numbers
 import os
 from collections.abc import Mapping
@@ -137,9 +138,15 @@ def _check_arguments(
         raise _invalid("cutout", f"0 for the non-image dataset {info.name!r}", cutout)
 
 
+@functools.cache
+def _offline_raw_data(name: str) -> RawData:
+    """Offline datasets are built once per process (their arrays are read-only)."""
+    return offline.OFFLINE_LOADERS[name]()
+
+
 def _raw_data(name: str, data_dir: str | os.PathLike | None, download: bool) -> RawData:
     if name in offline.OFFLINE_LOADERS:
-        return offline.OFFLINE_LOADERS[name]()
+        return _offline_raw_data(name)
     return archives.load_archive(name, data_dir, download_missing=download)
 
 

@@ -1,7 +1,12 @@
 """Compiled training: the `Trainer`, the `LossClock` callback, optimizers and schedules."""
 
 from metaloss.training.callbacks import LossClock
-from metaloss.training.experiment import ExperimentResult, train_experiment
+from metaloss.training.experiment import (
+    ExperimentResult,
+    build_model,
+    build_optimizer,
+    train_experiment,
+)
 from metaloss.training.schedules import (
     PAPER_SCHEDULES,
     PiecewiseSchedule,
@@ -17,6 +22,8 @@ __all__ = [
     "LossClock",
     "PiecewiseSchedule",
     "Trainer",
+    "build_model",
+    "build_optimizer",
     "learning_rate_schedule",
     "make_optimizer",
     "train_experiment",

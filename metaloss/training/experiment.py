@@ -16,7 +16,7 @@ from metaloss.losses._spec import parse_spec
 from metaloss.training.schedules import learning_rate_schedule, make_optimizer
 from metaloss.training.trainer import Trainer
 
-__all__ = ["ExperimentResult", "train_experiment"]
+__all__ = ["ExperimentResult", "build_model", "build_optimizer", "train_experiment"]
 
 MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.json"
@@ -51,6 +51,42 @@ class ExperimentResult:
 def _steps_per_epoch(train) -> int:
     cardinality = int(train.cardinality().numpy())
     return max(cardinality, 1)
+
+
+def build_model(model: str, data: data_module.Dataset) -> keras.Model:
+    """The network named by ``model`` (``"name"`` or ``"name:k=v,..."``) for ``data``.
+
+    The model starts with a ``Normalization`` layer holding the training split's statistics.
+    """
+    model_name, model_kwargs = parse_spec(model)
+    return model_module.get(
+        model_name,
+        data.input_shape,
+        data.num_classes,
+        normalization=(data.channel_mean, data.channel_std),
+        **model_kwargs,
+    )
+
+
+def build_optimizer(
+    data: data_module.Dataset,
+    optimizer: str = "sgd",
+    learning_rate: float | None = None,
+    *,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    schedule: str = "constant",
+) -> keras.optimizers.Optimizer:
+    """SGD or Adam following a named paper schedule, its milestones in ``data``'s epochs.
+
+    ``learning_rate=None`` takes the schedule's own (0.1 for "constant" SGD) or 1e-3 for Adam.
+    """
+    if learning_rate is None and optimizer == "adam":
+        learning_rate = 1e-3
+    rate = learning_rate_schedule(
+        schedule, steps_per_epoch=_steps_per_epoch(data.train), base_learning_rate=learning_rate
+    )
+    return make_optimizer(optimizer, rate, momentum=momentum, weight_decay=weight_decay)
 
 
 def train_experiment(
@@ -118,24 +154,19 @@ def train_experiment(
         data_dir=data_dir,
         batch_size=batch_size,
     )
-    model_name, model_kwargs = parse_spec(model)
-    network = model_module.get(
-        model_name,
-        data.input_shape,
-        data.num_classes,
-        normalization=(data.channel_mean, data.channel_std),
-        **model_kwargs,
-    )
+    network = build_model(model, data)
     loss_object = losses.get(loss, from_logits=True)
-    if learning_rate is None and optimizer == "adam":
-        learning_rate = 1e-3
-    rate = learning_rate_schedule(
-        schedule, steps_per_epoch=_steps_per_epoch(data.train), base_learning_rate=learning_rate
-    )
     trainer = Trainer(
         network,
         loss_object,
-        make_optimizer(optimizer, rate, momentum=momentum, weight_decay=weight_decay),
+        build_optimizer(
+            data,
+            optimizer,
+            learning_rate,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            schedule=schedule,
+        ),
         jit_compile=jit_compile,
     )
     output = Path(output) if output is not None else None

@@ -1,0 +1,267 @@
+"""Candidate evaluation: partial training of a batch of candidate losses on one task.
+
+Every candidate of a search is scored by :func:`evaluate_candidates`, which takes a *batch* of
+losses, so that a generation can later be trained at once. Each candidate trains from the same
+initial weights on the same data order (common random numbers: fitness differences come from
+the losses, not from the draw), and its fitness is the validation accuracy after the partial
+budget. The early-abort rule of the TaylorGLO paper stops candidates that have not started
+learning (validation accuracy < 0.15 at epoch 10); a candidate whose loss or gradient becomes
+non-finite is reported as ``"diverged"``, never raised.
+
+References:
+    Gonzalez & Miikkulainen, *Optimizing Loss Functions Through Multivariate Taylor Polynomial
+    Parameterization*, arXiv:2002.00059 (partial training, early abort).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+
+from metaloss import data as data_module
+from metaloss import losses
+from metaloss.losses._base import invalid_value
+from metaloss.search.dashboard import ScalarLogger
+from metaloss.training.experiment import build_model, build_optimizer
+from metaloss.training.trainer import Trainer
+
+__all__ = ["CandidateResult", "EarlyAbort", "SearchTask", "evaluate_candidates"]
+
+
+def _check_int(name, value, minimum, *, optional=True):
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        expected = f"an integer >= {minimum}" + (" or None" if optional else "")
+        raise invalid_value(name, expected, value)
+
+
+@dataclass(frozen=True)
+class SearchTask:
+    """What a candidate loss is scored on: dataset, model, optimizer and partial budget.
+
+    Attributes:
+        dataset: a :func:`metaloss.data.load` name. Defaults to `"mnist1d"`.
+        model: a :func:`metaloss.models.get` name, with arguments as ``"name:k=v"``.
+            Defaults to `"mlp"`.
+        epochs: partial-training budget in epochs. Defaults to `None`.
+        steps: partial-training budget in optimizer steps (MNIST in the paper: 2 000).
+            Defaults to `None`; when both are `None` the budget is 5 epochs.
+        batch_size: Defaults to `128`.
+        optimizer: "sgd" or "adam". Defaults to `"sgd"`.
+        learning_rate: Defaults to `None` (the schedule's).
+        momentum: Defaults to `0.9`.
+        weight_decay: Defaults to `0.0`.
+        schedule: a paper schedule name; its milestones stay those of full training.
+            Defaults to `"constant"`.
+        validation_split: held-out share of the training data the fitness is measured on.
+            Defaults to `0.1`.
+        subset_fraction: share of the rest used for training. Defaults to `1.0`.
+        data_dir: where downloadable datasets' archives are. Defaults to `None`.
+        seed: the data split, data order and initial weights shared by every candidate.
+            Defaults to `0`.
+        abort_epoch: the epoch whose validation accuracy decides the early abort.
+            Defaults to `10`; `None` disables the rule.
+        abort_threshold: candidates below this validation accuracy at ``abort_epoch`` stop.
+            Defaults to `0.15`.
+        jit_compile: XLA-compile the training steps. Defaults to `None`.
+    """
+
+    dataset: str = "mnist1d"
+    model: str = "mlp"
+    epochs: int | None = None
+    steps: int | None = None
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    learning_rate: float | None = None
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    validation_split: float = 0.1
+    subset_fraction: float = 1.0
+    data_dir: str | None = None
+    seed: int = 0
+    abort_epoch: int | None = 10
+    abort_threshold: float = 0.15
+    jit_compile: bool | None = None
+
+    def __post_init__(self) -> None:
+        _check_int("epochs", self.epochs, 1)
+        _check_int("steps", self.steps, 1)
+        if self.epochs is None and self.steps is None:
+            object.__setattr__(self, "epochs", 5)
+        _check_int("batch_size", self.batch_size, 1, optional=False)
+        _check_int("seed", self.seed, 0, optional=False)
+        _check_int("abort_epoch", self.abort_epoch, 1)
+        if not 0.0 <= float(self.abort_threshold) <= 1.0:
+            raise invalid_value("abort_threshold", "a number in [0, 1]", self.abort_threshold)
+        if not 0.0 < float(self.validation_split) < 1.0:
+            raise invalid_value(
+                "validation_split",
+                "a number in (0, 1): the search measures fitness on held-out data",
+                self.validation_split,
+            )
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, config: dict) -> SearchTask:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise invalid_value("config", f"keys among {sorted(known)}", unknown)
+        return cls(**config)
+
+    def load_data(self) -> data_module.Dataset:
+        """The task's data; every call gives pipelines in the same (seeded) order."""
+        keras.utils.set_random_seed(self.seed)
+        return data_module.load(
+            self.dataset,
+            validation_split=self.validation_split,
+            subset_fraction=self.subset_fraction,
+            seed=self.seed,
+            data_dir=self.data_dir,
+            batch_size=self.batch_size,
+        )
+
+
+@dataclass
+class CandidateResult:
+    """How one candidate did.
+
+    Attributes:
+        score: validation accuracy at the end of the partial budget (at the abort for aborted
+            candidates); NaN for a diverged candidate.
+        status: ``"completed"``, ``"aborted"`` (early-abort rule) or ``"diverged"``.
+        message: a sentence about the status.
+        history: per-epoch ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``.
+        epochs: epochs trained. steps: optimizer steps taken. seconds: wall time.
+    """
+
+    score: float
+    status: str
+    message: str
+    history: dict[str, list[float]] = field(default_factory=dict)
+    epochs: int = 0
+    steps: int = 0
+    seconds: float = 0.0
+
+
+class EarlyAbort(keras.callbacks.Callback):
+    """Stops training when validation accuracy is below ``threshold`` after ``epoch`` epochs.
+
+    Args:
+        epoch: the (1-based) epoch at which the rule is checked. Defaults to `10`.
+        threshold: the validation accuracy a candidate must reach. Defaults to `0.15`.
+    """
+
+    def __init__(self, epoch: int = 10, threshold: float = 0.15) -> None:
+        super().__init__()
+        self.epoch = epoch
+        self.threshold = threshold
+        self.aborted = False
+
+    def on_epoch_end(self, epoch, logs=None):
+        accuracy = (logs or {}).get("val_accuracy")
+        if epoch + 1 == self.epoch and accuracy is not None and accuracy < self.threshold:
+            self.aborted = True
+            self.model.stop_training = True
+
+
+def _evaluate_one(task: SearchTask, loss, log_dir: Path | None) -> CandidateResult:
+    start = time.perf_counter()
+    data = task.load_data()  # seeds, then gives the same data order to every candidate
+    network = build_model(task.model, data)
+    optimizer = build_optimizer(
+        data,
+        task.optimizer,
+        task.learning_rate,
+        momentum=task.momentum,
+        weight_decay=task.weight_decay,
+        schedule=task.schedule,
+    )
+    trainer = Trainer(network, loss, optimizer, jit_compile=task.jit_compile)
+    callbacks = []
+    abort = None
+    if task.abort_epoch is not None:
+        abort = EarlyAbort(task.abort_epoch, task.abort_threshold)
+        callbacks.append(abort)
+    if log_dir is not None:
+        callbacks.append(ScalarLogger(log_dir))
+    fit = trainer.fit(
+        data.train,
+        epochs=task.epochs,
+        steps=task.steps,
+        validation=data.validation,
+        callbacks=callbacks,
+        verbose=0,
+    )
+    history = fit.history
+    if fit.status == "diverged":
+        score, status, message = math.nan, "diverged", fit.message
+    else:
+        score = history["val_accuracy"][-1] if history.get("val_accuracy") else math.nan
+        if abort is not None and abort.aborted:
+            status = "aborted"
+            message = (
+                f"early abort: validation accuracy {score:.4f} < {task.abort_threshold} "
+                f"at epoch {task.abort_epoch}"
+            )
+        else:
+            status, message = "completed", fit.message
+    keras.backend.clear_session(free_memory=False)
+    return CandidateResult(
+        score=float(score),
+        status=status,
+        message=message,
+        history=history,
+        epochs=fit.epochs,
+        steps=fit.steps,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def evaluate_candidates(
+    task: SearchTask,
+    candidates: Sequence,
+    *,
+    log_dirs: Sequence[str | Path | None] | None = None,
+) -> list[CandidateResult]:
+    """Partially trains one model per candidate loss and scores it on validation accuracy.
+
+    Args:
+        task: the :class:`SearchTask` (data, model, optimizer, budget, abort rule).
+        candidates: losses, or anything :func:`metaloss.losses.get` accepts (names get
+            ``from_logits=True``).
+        log_dirs: one TensorBoard directory per candidate (or `None` for no logging).
+            Defaults to `None`.
+
+    Returns:
+        One :class:`CandidateResult` per candidate, in order. Diverged candidates come back
+        with status ``"diverged"`` and a NaN score; nothing is raised for them.
+
+    Example:
+
+    ```python
+    task = SearchTask("mnist1d", "mlp", epochs=3)
+    [r.score for r in evaluate_candidates(task, ["cross_entropy", "baikal"])]
+    ```
+    """
+    if not isinstance(task, SearchTask):
+        raise invalid_value("task", "a SearchTask", type(task).__name__)
+    candidates = [losses.get(c, from_logits=True) for c in candidates]
+    if log_dirs is None:
+        log_dirs = [None] * len(candidates)
+    elif len(log_dirs) != len(candidates):
+        raise invalid_value("log_dirs", f"{len(candidates)} entries, one per candidate", log_dirs)
+    return [
+        _evaluate_one(task, loss, None if d is None else Path(d))
+        for loss, d in zip(candidates, log_dirs, strict=True)
+    ]

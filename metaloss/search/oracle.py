@@ -1,0 +1,473 @@
+"""A KerasTuner oracle driven by CMA-ES (pycma), for TaylorGLO and other parameterised losses.
+
+The oracle asks CMA-ES for a generation of candidates, serves them to trials (to one tuner or
+to many running in parallel), answers ``IDLE`` while a generation waits for its last trials,
+and tells CMA-ES the generation's fitness once every trial of it has ended, in whatever order
+they end. Candidates that a ``prefilter`` rejects (TaylorGLO's invariant) get the worst fitness
+without being trained. Everything that evolves, the pickled CMA-ES included, lives in
+``get_state()``, so a search killed at any moment resumes where it stopped.
+
+References:
+    Hansen, *The CMA Evolution Strategy: A Tutorial*, arXiv:1604.00772.
+    Gonzalez & Miikkulainen, *Optimizing Loss Functions Through Multivariate Taylor Polynomial
+    Parameterization*, arXiv:2002.00059.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+import pickle
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import cma
+import keras_tuner
+import numpy as np
+from keras_tuner.engine import trial as trial_module
+
+__all__ = ["DEFAULT_SIGMA0", "FAILED_FITNESS", "CMAESOracle"]
+
+DEFAULT_SIGMA0 = 1.2
+#: The fitness (minimised) of failed, invalid and rejected candidates.
+FAILED_FITNESS = math.inf
+# A guard against a prefilter that rejects every candidate of every generation.
+_MAX_REJECTED_GENERATIONS = 1000
+
+_Status = trial_module.TrialStatus
+
+
+def _invalid(argument: str, expected: str, value) -> ValueError:
+    return ValueError(
+        f"Invalid value for argument `{argument}`. Expected {expected}. "
+        f"Received: {argument}={value!r}"
+    )
+
+
+def _write_json_atomically(path: str | os.PathLike, payload) -> None:
+    """Writes JSON through a temporary name, so a killed process never leaves half a file."""
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(payload))
+    os.replace(partial, path)
+
+
+def _derived_seed(*words: int) -> int:
+    """A 31-bit seed derived from the search seed and a purpose (a generation number, ...)."""
+    return int(np.random.SeedSequence(list(words)).generate_state(1)[0] % (2**31 - 2)) + 1
+
+
+class _GlobalNumpySeed:
+    """Seeds NumPy's global generator (which pycma samples from) and restores it afterwards."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def __enter__(self):
+        self._saved = np.random.get_state()
+        np.random.seed(self.seed)
+
+    def __exit__(self, *exc_info):
+        np.random.set_state(self._saved)
+
+
+class CMAESOracle(keras_tuner.Oracle):
+    """CMA-ES over every ``hp.Float`` of the search space, one generation at a time.
+
+    Args:
+        objective: what ``run_trial`` reports, as in KerasTuner. Defaults to `None` (minimise
+            the single value ``run_trial`` returns).
+        max_trials: trained trials at most (rejected candidates are not trials). Defaults to
+            `None` (no limit; then give ``generations``).
+        hyperparameters: a ``keras_tuner.HyperParameters`` declaring the search space, usually
+            left to the tuner's hypermodel. Every entry must be an ``hp.Float`` (or ``hp.Fixed``,
+            passed through unchanged). Defaults to `None`.
+        generations: CMA-ES generations at most. Defaults to `None` (no limit).
+        population_size: candidates per generation. Defaults to `None` (pycma's
+            ``4 + ⌊3 ln N⌋`` for ``N`` parameters).
+        sigma0: initial step size, in the parameters' own units; a sequence gives one per
+            parameter. Defaults to `1.2` (REFERENCE §3).
+        mean: initial mean, a sequence or a ``{name: value}`` mapping. Defaults to `None`
+            (zero, or the middle of a range that excludes zero).
+        prefilter: ``prefilter(values) -> bool`` decides from a candidate's ``{name: value}``
+            whether it is worth training; rejected candidates get the worst fitness without
+            a trial. Defaults to `None` (train every candidate).
+        seed: seeds CMA-ES; the same seed gives the same candidates, and ``0`` is a seed like
+            any other. Defaults to `None` (a random seed, drawn once and then saved).
+        max_retries_per_trial: as in KerasTuner. Defaults to `0`.
+        max_consecutive_failed_trials: crashed trials in a row that stop the search. Trials
+            that fail on purpose (``FailedTrialError``, e.g. a diverged candidate) do not count.
+            Defaults to `3`.
+
+    Example:
+
+    ```python
+    hp = keras_tuner.HyperParameters()
+    hp.Float("period", 1.0, 40.0)
+    hp.Float("amplitude", 0.0, 1.0)
+    oracle = CMAESOracle("val_accuracy", hyperparameters=hp, generations=5,
+                         sigma0=[8.0, 0.3], mean=[10.0, 0.5], seed=1)
+    ```
+    """
+
+    def __init__(
+        self,
+        objective=None,
+        max_trials: int | None = None,
+        hyperparameters: keras_tuner.HyperParameters | None = None,
+        *,
+        generations: int | None = None,
+        population_size: int | None = None,
+        sigma0: float | Sequence[float] = DEFAULT_SIGMA0,
+        mean: Sequence[float] | Mapping[str, float] | None = None,
+        prefilter: Callable[[dict], bool] | None = None,
+        seed: int | None = None,
+        allow_new_entries: bool = True,
+        tune_new_entries: bool = True,
+        max_retries_per_trial: int = 0,
+        max_consecutive_failed_trials: int | None = 3,
+    ) -> None:
+        for name, value, minimum in (
+            ("max_trials", max_trials, 1),
+            ("generations", generations, 1),
+            ("population_size", population_size, 2),
+        ):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < minimum
+            ):
+                raise _invalid(name, f"an integer >= {minimum} or None", value)
+        sigmas = np.atleast_1d(np.asarray(sigma0, dtype=np.float64))
+        if sigmas.ndim != 1 or not np.all(np.isfinite(sigmas)) or np.any(sigmas <= 0):
+            raise _invalid("sigma0", "a positive number or a sequence of them", sigma0)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise _invalid("seed", "a non-negative integer or None", seed)
+        if prefilter is not None and not callable(prefilter):
+            raise _invalid("prefilter", "a callable values -> bool, or None", prefilter)
+        search_seed = seed if seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+        # KerasTuner (like pycma) treats a seed of 0 as "random": hand it a derived one.
+        super().__init__(
+            objective=objective,
+            max_trials=max_trials,
+            hyperparameters=hyperparameters,
+            allow_new_entries=allow_new_entries,
+            tune_new_entries=tune_new_entries,
+            seed=search_seed + 1,
+            max_retries_per_trial=max_retries_per_trial,
+            max_consecutive_failed_trials=max_consecutive_failed_trials,
+        )
+        self.generations = generations
+        self.population_size = population_size
+        self.sigma0 = sigma0
+        self.mean = mean
+        self.prefilter = prefilter
+        self.search_seed = search_seed
+        self._reset_search_state()
+        self._deferred_save = False
+
+    def _reset_search_state(self) -> None:
+        self._es = None
+        self._names: list[str] = []
+        self._generation = 0  # generations told to CMA-ES
+        self._candidates: list[list[float]] | None = None
+        self._assigned: list[str | None] = []  # trial id, "rejected", or None (not yet served)
+        self._fitness: list[float | None] = []
+        self._history: list[dict] = []
+        self._crashed: set[str] = set()
+        self._rejected_generations_in_a_row = 0
+
+    # Search space ---------------------------------------------------------------------------
+
+    def _searched(self) -> list:
+        searched, others = [], []
+        for hp in self.hyperparameters.space:
+            if isinstance(hp, keras_tuner.engine.hyperparameters.Float):
+                searched.append(hp)
+            elif not isinstance(hp, keras_tuner.engine.hyperparameters.Fixed):
+                others.append(f"{hp.name} ({type(hp).__name__})")
+        if others:
+            raise ValueError(
+                "CMAESOracle searches hp.Float hyperparameters only (hp.Fixed ones pass "
+                f"through). Received: {', '.join(others)}"
+            )
+        if not searched:
+            raise ValueError(
+                "CMAESOracle needs at least one hp.Float in the search space. Received none."
+            )
+        return searched
+
+    def _initial_mean(self, searched) -> list[float]:
+        names = [hp.name for hp in searched]
+        if self.mean is None:
+            return [
+                0.0 if hp.min_value <= 0.0 <= hp.max_value else (hp.min_value + hp.max_value) / 2
+                for hp in searched
+            ]
+        if isinstance(self.mean, Mapping):
+            missing = sorted(set(names) - set(self.mean))
+            if missing:
+                raise _invalid("mean", f"a value for every parameter {names}", self.mean)
+            values = [self.mean[name] for name in names]
+        else:
+            values = list(self.mean)
+        if len(values) != len(names) or not all(math.isfinite(float(v)) for v in values):
+            raise _invalid("mean", f"{len(names)} finite numbers, one per {names}", self.mean)
+        return [float(v) for v in values]
+
+    def _start_strategy(self) -> None:
+        searched = self._searched()
+        self._names = [hp.name for hp in searched]
+        sigmas = np.atleast_1d(np.asarray(self.sigma0, dtype=np.float64))
+        if sigmas.size not in (1, len(searched)):
+            raise _invalid("sigma0", f"one number or {len(searched)} numbers", self.sigma0)
+        options = {
+            "seed": _derived_seed(self.search_seed, 0, 1),
+            "bounds": [
+                [float(hp.min_value) for hp in searched],
+                [float(hp.max_value) for hp in searched],
+            ],
+            "verbose": -9,
+            "verb_log": 0,
+            "verb_disp": 0,
+        }
+        if self.population_size is not None:
+            options["popsize"] = self.population_size
+        if sigmas.size > 1:
+            options["CMA_stds"] = list(sigmas)
+        with _GlobalNumpySeed(options["seed"]):
+            self._es = cma.CMAEvolutionStrategy(
+                self._initial_mean(searched), 1.0 if sigmas.size > 1 else float(sigmas[0]), options
+            )
+
+    # Generations ----------------------------------------------------------------------------
+
+    def _ask(self) -> None:
+        with _GlobalNumpySeed(_derived_seed(self.search_seed, 1, self._generation)):
+            candidates = self._es.ask()
+        self._candidates = [[float(v) for v in x] for x in candidates]
+        self._assigned = [None] * len(self._candidates)
+        self._fitness = [None] * len(self._candidates)
+
+    def _values(self, index: int) -> dict:
+        values = dict(zip(self._names, self._candidates[index], strict=True))
+        for hp in self.hyperparameters.space:
+            if hp.name not in values:  # hp.Fixed
+                values[hp.name] = hp.value
+        return values
+
+    def _maybe_tell(self) -> None:
+        """Tells CMA-ES the generation once every candidate has a fitness."""
+        if self._candidates is None or any(f is None for f in self._fitness):
+            return
+        with _GlobalNumpySeed(_derived_seed(self.search_seed, 1, self._generation)):
+            self._es.tell([np.asarray(x) for x in self._candidates], list(self._fitness))
+        finite = [f for f in self._fitness if math.isfinite(f)]
+        rejected = self._assigned.count("rejected")
+        self._history.append(
+            {
+                "generation": self._generation,
+                "names": list(self._names),
+                "candidates": self._candidates,
+                "fitness": [f if math.isfinite(f) else None for f in self._fitness],
+                "trial_ids": self._assigned,
+                "rejected": rejected,
+                "failed": len(self._fitness) - len(finite) - rejected,
+                "best_fitness": min(finite) if finite else None,
+                "median_fitness": float(np.median(finite)) if finite else None,
+                "sigma": float(self._es.sigma),
+            }
+        )
+        all_rejected = rejected == len(self._candidates)
+        self._rejected_generations_in_a_row = (
+            self._rejected_generations_in_a_row + 1 if all_rejected else 0
+        )
+        self._generation += 1
+        self._candidates = None
+
+    def _finished(self) -> bool:
+        return (
+            (self.generations is not None and self._generation >= self.generations)
+            or self._rejected_generations_in_a_row >= _MAX_REJECTED_GENERATIONS
+            or bool(self._es.stop())
+        )
+
+    def populate_space(self, trial_id: str) -> dict:
+        """Serves the next candidate of the generation in flight, or IDLE, or STOPPED."""
+        if self._es is None:
+            self._start_strategy()
+        while True:
+            if self._candidates is None:
+                if self._finished():
+                    return {"status": _Status.STOPPED, "values": None}
+                self._ask()
+            if None not in self._assigned:
+                return {"status": _Status.IDLE, "values": None}
+            index = self._assigned.index(None)
+            values = self._values(index)
+            if self.prefilter is not None and not self.prefilter(values):
+                self._assigned[index] = "rejected"
+                self._fitness[index] = FAILED_FITNESS
+                self._maybe_tell()
+                continue
+            self._assigned[index] = trial_id
+            return {"status": _Status.RUNNING, "values": values}
+
+    def _fitness_of(self, trial) -> float:
+        if trial.status != _Status.COMPLETED or trial.score is None:
+            return FAILED_FITNESS
+        score = float(trial.score)
+        if not math.isfinite(score):
+            return FAILED_FITNESS
+        return -score if self.objective.direction == "max" else score
+
+    def _record(self, trial) -> None:
+        if self._candidates is None or trial.trial_id not in self._assigned:
+            return
+        self._fitness[self._assigned.index(trial.trial_id)] = self._fitness_of(trial)
+        self._maybe_tell()
+
+    @keras_tuner.synchronized
+    def end_trial(self, trial) -> None:
+        """Ends a trial as KerasTuner does, then gives CMA-ES its fitness (worst if it failed)."""
+        # A tuner fails a trial on purpose (FailedTrialError, e.g. a diverged candidate) with
+        # FAILED; INVALID means run_trial crashed. Only crashes count towards stopping.
+        if trial.status == _Status.INVALID:
+            self._crashed.add(trial.trial_id)
+        self._deferred_save = True
+        try:
+            super().end_trial(trial)
+        finally:
+            self._deferred_save = False
+        if trial.trial_id not in self._retry_queue:
+            self._record(self.trials[trial.trial_id])
+        self.save()
+
+    def _check_consecutive_failures(self) -> None:
+        in_a_row = 0
+        for trial_id in self.end_order:
+            crashed = self.trials[trial_id].status == _Status.FAILED and trial_id in self._crashed
+            in_a_row = in_a_row + 1 if crashed else 0
+            if in_a_row == self.max_consecutive_failed_trials:
+                raise RuntimeError(
+                    f"{in_a_row} trials in a row crashed; the last one said:\n"
+                    + (self.trials[trial_id].message or "")
+                )
+
+    # Reporting ------------------------------------------------------------------------------
+
+    @property
+    def generation(self) -> int:
+        """Generations told to CMA-ES so far."""
+        return self._generation
+
+    def candidates_per_generation(self) -> int:
+        """The population size: as given, else pycma's ``4 + ⌊3 ln N⌋`` for N parameters."""
+        if self.population_size is not None:
+            return self.population_size
+        searched = [
+            hp
+            for hp in self.hyperparameters.space
+            if isinstance(hp, keras_tuner.engine.hyperparameters.Float)
+        ]
+        return 4 + int(3 * math.log(max(len(searched), 1)))
+
+    @property
+    def history(self) -> list[dict]:
+        """One record per finished generation: candidates, fitness, trial ids, counts."""
+        return list(self._history)
+
+    def summary(self) -> dict:
+        """Where the search stands: generation, trials done/running, rejected, best score."""
+        in_flight = self._assigned if self._candidates is not None else []
+        ended = [t for t in self.trials.values() if t.status != _Status.RUNNING]
+        best = self.get_best_trials(1)
+        best_score = best[0].score if best and best[0].status == _Status.COMPLETED else None
+        generation = self._generation + (self._candidates is not None)
+        if self.generations is not None:
+            generation = min(generation, self.generations)
+        return {
+            "generation": max(generation, 1),
+            "generations": self.generations,
+            "trials_done": len(ended),
+            "trials_running": len(self.ongoing_trials),
+            "failed": sum(t.status == _Status.FAILED for t in ended),
+            "rejected": sum(g["rejected"] for g in self._history) + in_flight.count("rejected"),
+            "best_score": None if best_score is None else float(best_score),
+        }
+
+    # State ----------------------------------------------------------------------------------
+
+    def get_state(self) -> dict:
+        state = super().get_state()
+        state["cmaes"] = {
+            "search_seed": self.search_seed,
+            "strategy": (
+                base64.b64encode(pickle.dumps(self._es)).decode("ascii")
+                if self._es is not None
+                else None
+            ),
+            "names": self._names,
+            "generation": self._generation,
+            "candidates": self._candidates,
+            "assigned": self._assigned,
+            "fitness": [
+                None if f is None else (f if math.isfinite(f) else "inf") for f in self._fitness
+            ],
+            "history": self._history,
+            "crashed": sorted(self._crashed),
+            "rejected_generations_in_a_row": self._rejected_generations_in_a_row,
+        }
+        return state
+
+    def set_state(self, state: dict) -> None:
+        super().set_state(state)
+        saved = state["cmaes"]
+        self.search_seed = saved["search_seed"]
+        strategy = saved["strategy"]
+        self._es = pickle.loads(base64.b64decode(strategy)) if strategy is not None else None
+        self._names = list(saved["names"])
+        self._generation = saved["generation"]
+        self._candidates = saved["candidates"]
+        self._assigned = list(saved["assigned"])
+        self._fitness = [
+            None if f is None else (FAILED_FITNESS if f == "inf" else float(f))
+            for f in saved["fitness"]
+        ]
+        self._history = list(saved["history"])
+        self._crashed = set(saved["crashed"])
+        self._rejected_generations_in_a_row = saved["rejected_generations_in_a_row"]
+
+    def save(self) -> None:
+        if self._deferred_save:
+            return
+        _write_json_atomically(self._get_oracle_fname(), self.get_state())
+
+    def _save_trial(self, trial) -> None:
+        _write_json_atomically(
+            os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"), trial.get_state()
+        )
+
+    def reload(self) -> None:
+        """Reloads as KerasTuner does, and repairs what a kill between two writes left behind.
+
+        A trial file the oracle state never recorded (killed between writing the trial and the
+        oracle) is removed; a trial that had ended but whose end the oracle state missed is
+        recorded instead of being trained again.
+        """
+        super().reload()
+        known = set(self.start_order)
+        for trial_id in [t for t in self.trials if t not in known]:
+            del self.trials[trial_id]
+            shutil.rmtree(os.path.join(self._project_dir, f"trial_{trial_id}"), True)
+        for trial_id in list(self._retry_queue):
+            trial = self.trials[trial_id]
+            if trial.status in (_Status.COMPLETED, _Status.FAILED) and trial_id not in set(
+                self.end_order
+            ):
+                self._retry_queue.remove(trial_id)
+                self._run_times[trial_id] += 1
+                self.end_order.append(trial_id)
+                self._record(trial)
+        self.save()

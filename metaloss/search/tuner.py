@@ -1,0 +1,270 @@
+"""`TaylorGLOSearch`: a KerasTuner tuner whose trials partially train a model with a candidate loss.
+
+The oracle (CMA-ES by default) proposes loss parameters; ``run_trial`` builds the candidate loss
+from them, trains the task's model for the partial budget through
+:func:`~metaloss.search.evaluate_candidates` and reports the validation accuracy. Diverged
+candidates become failed trials with a message (CMA-ES scores them worst); the search goes on.
+Each trial writes TensorBoard scalars and HParams summaries under ``<directory>/logs``, its
+result under ``<directory>/trials/trial_<id>/candidate.json``, and the search writes the best
+loss as ``<directory>/best_loss.json``.
+
+Distributed search uses KerasTuner's chief/worker mode unchanged: run the same script with
+``KERASTUNER_TUNER_ID=chief`` (the oracle) and ``worker0``, ``worker1``... (the trainers), all
+with ``KERASTUNER_ORACLE_IP`` and ``KERASTUNER_ORACLE_PORT`` set to the chief's address.
+
+References:
+    Gonzalez & Miikkulainen, *Optimizing Loss Functions Through Multivariate Taylor Polynomial
+    Parameterization*, arXiv:2002.00059.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+import keras_tuner
+from keras_tuner.engine import trial as trial_module
+
+from metaloss import losses
+from metaloss.data import catalog
+from metaloss.search.dashboard import write_hparams_config, write_trial_summary
+from metaloss.search.evaluate import SearchTask, evaluate_candidates
+from metaloss.search.oracle import DEFAULT_SIGMA0, CMAESOracle, _write_json_atomically
+from metaloss.search.progress import SearchProgress
+from metaloss.search.spaces import TaylorGLOInvariant, TaylorGLOSpace
+
+__all__ = [
+    "BEST_LOSS_FILE",
+    "CANDIDATE_FILE",
+    "LOG_DIR",
+    "OBJECTIVE",
+    "SEARCH_FILE",
+    "TRIALS_DIR",
+    "TaylorGLOSearch",
+]
+
+SEARCH_FILE = "search.json"
+BEST_LOSS_FILE = "best_loss.json"
+TRIALS_DIR = "trials"
+LOG_DIR = "logs"
+CANDIDATE_FILE = "candidate.json"
+OBJECTIVE = keras_tuner.Objective("val_accuracy", direction="max")
+_MAX_IDLE_SLEEP = 2.0
+
+
+class TaylorGLOSearch(keras_tuner.Tuner):
+    """Evolves a loss function for a task with CMA-ES and partial training (TaylorGLO).
+
+    Args:
+        task: the :class:`~metaloss.search.SearchTask` every candidate is trained on.
+            Defaults to `None` (``SearchTask()``: MNIST-1D, MLP, 5 epochs).
+        generations: CMA-ES generations. Defaults to `None` (give it, or ``max_trials``).
+        population_size: candidates per generation. Defaults to `None` (pycma's 4 + 3 ln N).
+        max_trials: trained trials at most. Defaults to `None`.
+        sigma0: CMA-ES initial step size. Defaults to `1.2`.
+        seed: seeds CMA-ES (the same seed gives the same candidates; 0 is an ordinary seed).
+            Defaults to `None` (random).
+        invariant: reject TaylorGLO candidates that break the invariant before training.
+            Defaults to `True` (used only with the TaylorGLO space).
+        hypermodel: the loss space: a hypermodel whose ``build(hp)`` returns a loss.
+            Defaults to `None` (:class:`~metaloss.search.TaylorGLOSpace`).
+        oracle: a KerasTuner oracle replacing the CMA-ES one built from the arguments above.
+            Its objective must be ``val_accuracy`` (max). Defaults to `None`.
+        tensorboard: write TensorBoard scalars and HParams summaries. Defaults to `True`.
+        directory: the search directory. Defaults to `"."`.
+        overwrite: start afresh even if ``directory`` holds a search (otherwise it resumes).
+            Defaults to `False`.
+        **kwargs: other ``keras_tuner.Tuner`` arguments.
+
+    Example:
+
+    ```python
+    task = metaloss.search.SearchTask("mnist1d", "mlp", epochs=5)
+    search = metaloss.search.TaylorGLOSearch(task, generations=4, population_size=8,
+                                             seed=0, directory="runs/search")
+    search.search()
+    model.compile(loss=search.best_loss())
+    ```
+    """
+
+    def __init__(
+        self,
+        task: SearchTask | None = None,
+        *,
+        generations: int | None = None,
+        population_size: int | None = None,
+        max_trials: int | None = None,
+        sigma0: float | Sequence[float] = DEFAULT_SIGMA0,
+        seed: int | None = None,
+        invariant: bool = True,
+        hypermodel: keras_tuner.HyperModel | None = None,
+        oracle: keras_tuner.Oracle | None = None,
+        tensorboard: bool = True,
+        directory: str | Path | None = None,
+        overwrite: bool = False,
+        **kwargs,
+    ) -> None:
+        task = SearchTask() if task is None else task
+        if not isinstance(task, SearchTask):
+            raise ValueError(
+                f"Invalid value for argument `task`. Expected a SearchTask. Received: task={task!r}"
+            )
+        num_classes = catalog.check_name(task.dataset).num_classes
+        hypermodel = TaylorGLOSpace() if hypermodel is None else hypermodel
+        if oracle is None:
+            if generations is None and max_trials is None:
+                raise ValueError(
+                    "Invalid value for argument `generations`. Expected a positive integer "
+                    "when `max_trials` is None (a search needs an end). Received: generations=None"
+                )
+            use_invariant = invariant and isinstance(hypermodel, TaylorGLOSpace)
+            oracle = CMAESOracle(
+                OBJECTIVE,
+                max_trials=max_trials,
+                generations=generations,
+                population_size=population_size,
+                sigma0=sigma0,
+                seed=seed,
+                prefilter=TaylorGLOInvariant(num_classes) if use_invariant else None,
+                max_consecutive_failed_trials=kwargs.pop("max_consecutive_failed_trials", 3),
+            )
+        self.task = task
+        self.search_directory = Path(directory if directory is not None else ".")
+        self.tensorboard = tensorboard
+        if overwrite:
+            for name in (LOG_DIR, BEST_LOSS_FILE, SEARCH_FILE):
+                path = self.search_directory / name
+                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        kwargs.setdefault("project_name", TRIALS_DIR)
+        super().__init__(
+            oracle=oracle,
+            hypermodel=hypermodel,
+            directory=str(self.search_directory),
+            overwrite=overwrite,
+            **kwargs,
+        )
+        self.settings = {
+            "task": task.to_dict(),
+            "space": type(hypermodel).__name__,
+            "generations": generations,
+            "population_size": population_size,
+            "max_trials": max_trials,
+            "sigma0": sigma0,
+            "seed": getattr(oracle, "search_seed", seed),
+            "invariant": bool(invariant and isinstance(hypermodel, TaylorGLOSpace)),
+            "num_classes": num_classes,
+        }
+        if not self._is_worker():
+            _write_json_atomically(self.search_directory / SEARCH_FILE, self.settings)
+        self._progress: SearchProgress | None = None
+        self._idle_polls = 0
+        self._ran_a_trial = True
+
+    # The search loop ------------------------------------------------------------------------
+
+    def search(self, *, verbose: int = 1) -> None:
+        """Runs the search to its end (or, on a chief, serves the oracle to the workers).
+
+        Args:
+            verbose: 0 silent, 1 a live progress bar, 2 one line per trial. Defaults to `1`.
+        """
+        self.oracle.verbose = 0  # KerasTuner's own per-trial display
+        self._progress = SearchProgress(self.oracle, verbose=verbose)
+        super().search()
+        if not self._is_worker() and self._best_completed() is not None:
+            self.save_best_loss()
+        self._progress.close()
+
+    def on_search_begin(self) -> None:
+        super().on_search_begin()
+        if self.tensorboard:
+            write_hparams_config(self.search_directory / LOG_DIR, self.oracle.get_space())
+        self._ran_a_trial = True
+
+    def pre_create_trial(self) -> None:
+        """Waits before asking again when the oracle answered IDLE (no busy loop)."""
+        if self._ran_a_trial:
+            self._ran_a_trial, self._idle_polls = False, 0
+            return
+        self._idle_polls += 1
+        time.sleep(min(0.05 * 2**self._idle_polls, _MAX_IDLE_SLEEP))
+
+    def run_trial(self, trial, *args, **kwargs) -> dict:
+        """Trains the task's model with the trial's candidate loss; returns its val accuracy."""
+        loss = self.hypermodel.build(trial.hyperparameters)
+        log_dir = None
+        if self.tensorboard:
+            log_dir = self.search_directory / LOG_DIR / f"trial_{trial.trial_id}"
+            shutil.rmtree(log_dir, ignore_errors=True)  # a retried trial logs afresh
+        [result] = evaluate_candidates(self.task, [loss], log_dirs=[log_dir])
+        values = dict(trial.hyperparameters.values)
+        _write_json_atomically(
+            Path(self.get_trial_dir(trial.trial_id)) / CANDIDATE_FILE,
+            {
+                "trial_id": trial.trial_id,
+                "values": values,
+                "loss": losses.serialize(loss),
+                **dataclasses.asdict(result),
+            },
+        )
+        if log_dir is not None:
+            write_trial_summary(
+                log_dir,
+                trial.trial_id,
+                values,
+                status=result.status,
+                score=None if result.status == "diverged" else result.score,
+                epochs=result.epochs,
+            )
+        if result.status == "diverged":
+            raise keras_tuner.errors.FailedTrialError(f"candidate diverged: {result.message}")
+        return {OBJECTIVE.name: result.score}
+
+    def on_trial_end(self, trial) -> None:
+        super().on_trial_end(trial)
+        self._ran_a_trial = True
+        if self._progress is not None:
+            self._progress.trial_ended(trial, self._candidate(trial.trial_id))
+
+    def save(self) -> None:
+        """Saves oracle and tuner state, each file written atomically."""
+        if not self._is_worker():
+            self.oracle.save()
+        _write_json_atomically(self._get_tuner_fname(), self.get_state())
+
+    # Results --------------------------------------------------------------------------------
+
+    def _candidate(self, trial_id: str) -> dict | None:
+        path = Path(self.get_trial_dir(trial_id)) / CANDIDATE_FILE
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def _best_completed(self):
+        best = self.oracle.get_best_trials(1)
+        if best and best[0].status == trial_module.TrialStatus.COMPLETED:
+            return best[0]
+        return None
+
+    def best_loss(self) -> keras.losses.Loss:
+        """The best candidate's loss (a ``TaylorGLO`` for the default space).
+
+        Raises:
+            RuntimeError: when no trial has completed (e.g. every candidate diverged).
+        """
+        best = self._best_completed()
+        if best is None:
+            raise RuntimeError(
+                "No trial has completed yet: there is no best loss "
+                f"({len(self.oracle.trials)} trials ran, none completed)."
+            )
+        return self.hypermodel.build(best.hyperparameters)
+
+    def save_best_loss(self, path: str | Path | None = None) -> Path:
+        """Writes :meth:`best_loss` as a loss JSON that ``metaloss.losses.get`` and
+        ``metaloss train --loss`` accept. Defaults to ``<directory>/best_loss.json``."""
+        path = Path(path) if path is not None else self.search_directory / BEST_LOSS_FILE
+        return losses.save(self.best_loss(), path)
