@@ -66,12 +66,13 @@ class _GlobalNumpySeed:
     def __init__(self, seed: int) -> None:
         self.seed = seed
 
+    # pycma draws from the legacy global generator, so that is the one to seed.
     def __enter__(self):
-        self._saved = np.random.get_state()
-        np.random.seed(self.seed)
+        self._saved = np.random.get_state()  # noqa: NPY002
+        np.random.seed(self.seed)  # noqa: NPY002
 
     def __exit__(self, *exc_info):
-        np.random.set_state(self._saved)
+        np.random.set_state(self._saved)  # noqa: NPY002
 
 
 class CMAESOracle(keras_tuner.Oracle):

@@ -126,7 +126,7 @@ class LossSpace(keras_tuner.HyperModel):
             )
 
     def _cast(self, name: str, value: float):
-        return int(round(value)) if name in self.integers else float(value)
+        return round(value) if name in self.integers else float(value)
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.losses.Loss:
         values = {
