@@ -11,6 +11,8 @@ import click
 from metaloss import __version__
 from metaloss.cli.catalog import datasets_command, losses_command
 from metaloss.cli.demo import demo
+from metaloss.cli.report import report
+from metaloss.cli.search import search
 from metaloss.cli.train import train
 
 __all__ = ["main"]
@@ -27,6 +29,8 @@ def main():
 
 
 main.add_command(train)
+main.add_command(search)
 main.add_command(demo)
+main.add_command(report)
 main.add_command(losses_command)
 main.add_command(datasets_command)

@@ -60,6 +60,13 @@ def _derived_seed(*words: int) -> int:
     return int(np.random.SeedSequence(list(words)).generate_state(1)[0] % (2**31 - 2)) + 1
 
 
+def _global_randn(*shape):
+    """pycma's sampler. pycma's default, ``np.random.randn``, is a bound method that a pickle
+    copies with its generator; this module function pickles by name and samples from the global
+    generator, which :class:`_GlobalNumpySeed` seeds per generation."""
+    return np.random.randn(*shape)  # noqa: NPY002
+
+
 class _GlobalNumpySeed:
     """Seeds NumPy's global generator (which pycma samples from) and restores it afterwards."""
 
@@ -178,6 +185,8 @@ class CMAESOracle(keras_tuner.Oracle):
         self._history: list[dict] = []
         self._crashed: set[str] = set()
         self._rejected_generations_in_a_row = 0
+        #: Why the search ended (`None` while it goes on).
+        self.stop_reason: str | None = None
 
     # Search space ---------------------------------------------------------------------------
 
@@ -229,6 +238,7 @@ class CMAESOracle(keras_tuner.Oracle):
                 [float(hp.min_value) for hp in searched],
                 [float(hp.max_value) for hp in searched],
             ],
+            "randn": _global_randn,
             "verbose": -9,
             "verb_log": 0,
             "verb_disp": 0,
@@ -288,11 +298,15 @@ class CMAESOracle(keras_tuner.Oracle):
         self._candidates = None
 
     def _finished(self) -> bool:
-        return (
-            (self.generations is not None and self._generation >= self.generations)
-            or self._rejected_generations_in_a_row >= _MAX_REJECTED_GENERATIONS
-            or bool(self._es.stop())
-        )
+        """Whether the search is over; sets :attr:`stop_reason` when it is."""
+        if self.generations is not None and self._generation >= self.generations:
+            self.stop_reason = f"ran {self._generation} generations"
+        elif self._rejected_generations_in_a_row >= _MAX_REJECTED_GENERATIONS:
+            self.stop_reason = f"{_MAX_REJECTED_GENERATIONS} generations in a row were rejected"
+        elif self._es.stop():
+            criteria = ", ".join(sorted(self._es.stop()))
+            self.stop_reason = f"CMA-ES stopped after {self._generation} generations ({criteria})"
+        return self.stop_reason is not None
 
     def populate_space(self, trial_id: str) -> dict:
         """Serves the next candidate of the generation in flight, or IDLE, or STOPPED."""
@@ -396,6 +410,7 @@ class CMAESOracle(keras_tuner.Oracle):
             "failed": sum(t.status == _Status.FAILED for t in ended),
             "rejected": sum(g["rejected"] for g in self._history) + in_flight.count("rejected"),
             "best_score": None if best_score is None else float(best_score),
+            "stop_reason": self.stop_reason,
         }
 
     # State ----------------------------------------------------------------------------------
@@ -419,6 +434,7 @@ class CMAESOracle(keras_tuner.Oracle):
             "history": self._history,
             "crashed": sorted(self._crashed),
             "rejected_generations_in_a_row": self._rejected_generations_in_a_row,
+            "stop_reason": self.stop_reason,
         }
         return state
 
@@ -439,6 +455,7 @@ class CMAESOracle(keras_tuner.Oracle):
         self._history = list(saved["history"])
         self._crashed = set(saved["crashed"])
         self._rejected_generations_in_a_row = saved["rejected_generations_in_a_row"]
+        self.stop_reason = saved["stop_reason"]
 
     def save(self) -> None:
         if self._deferred_save:

@@ -1,0 +1,250 @@
+"""`metaloss search`: a TaylorGLO loss search (CMA-ES + partial training) in a directory."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import click
+
+from metaloss.cli._common import ModelSpec, dataset_option, quiet_tensorflow
+
+_SCHEDULES = ["allcnn_c", "alexnet", "constant", "resnet", "wrn"]
+SEARCH_FILE = "search.json"  # metaloss.search.tuner.SEARCH_FILE, without importing TensorFlow
+
+# CLI option -> where search.json keeps it (a key of the search settings, or of its task).
+_SAVED_AS = {
+    "dataset": ("task", "dataset"),
+    "model": ("task", "model"),
+    "budget_epochs": ("task", "epochs"),
+    "budget_steps": ("task", "steps"),
+    "batch_size": ("task", "batch_size"),
+    "optimizer": ("task", "optimizer"),
+    "lr": ("task", "learning_rate"),
+    "momentum": ("task", "momentum"),
+    "weight_decay": ("task", "weight_decay"),
+    "schedule": ("task", "schedule"),
+    "validation_split": ("task", "validation_split"),
+    "subset_fraction": ("task", "subset_fraction"),
+    "data_dir": ("task", "data_dir"),
+    "abort_epoch": ("task", "abort_epoch"),
+    "abort_threshold": ("task", "abort_threshold"),
+    "jit": ("task", "jit_compile"),
+    "generations": (None, "generations"),
+    "population": (None, "population_size"),
+    "sigma0": (None, "sigma0"),
+    "seed": (None, "seed"),
+    "invariant": (None, "invariant"),
+}
+
+
+def _saved_value(settings: dict, option: str):
+    group, key = _SAVED_AS[option]
+    return (settings["task"] if group else settings).get(key)
+
+
+def _prepare_directory(ctx, directory: Path, resume: bool, overwrite: bool, options: dict):
+    """Refuses to clobber a directory; on --resume, fills options from the saved search."""
+    if resume and overwrite:
+        raise click.UsageError("--resume and --overwrite exclude each other.")
+    saved_file = directory / SEARCH_FILE
+    occupied = directory.exists() and any(directory.iterdir())
+    if resume:
+        if not saved_file.exists():
+            raise click.UsageError(f"--resume: {directory} holds no search ({SEARCH_FILE}).")
+        settings = json.loads(saved_file.read_text())
+        for option in _SAVED_AS:
+            saved = _saved_value(settings, option)
+            given = ctx.get_parameter_source(option) == click.core.ParameterSource.COMMANDLINE
+            if given and options[option] != saved:
+                raise click.UsageError(
+                    f"--resume: --{option.replace('_', '-')}={options[option]} differs from the "
+                    f"search in {directory} ({saved}); leave it out to keep the saved value."
+                )
+            options[option] = saved
+        return
+    if occupied and not overwrite:
+        raise click.UsageError(
+            f"{directory} already holds files; pass --resume to continue the search there, "
+            "--overwrite to start it afresh, or choose another --directory."
+        )
+    if occupied:
+        if not saved_file.exists():
+            raise click.UsageError(
+                f"--overwrite: {directory} is not a search directory (no {SEARCH_FILE}); "
+                "refusing to delete it."
+            )
+        shutil.rmtree(directory)
+
+
+@click.command()
+@dataset_option()
+@click.option("--model", type=ModelSpec(), default="mlp", show_default=True, help="Model name.")
+@click.option("--generations", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option(
+    "--population",
+    type=click.IntRange(min=2),
+    default=None,
+    help="Candidates per generation. Defaults to pycma's 4 + 3 ln 8 = 10.",
+)
+@click.option(
+    "--budget-epochs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Partial-training epochs per candidate. Defaults to 5 when --budget-steps is unset.",
+)
+@click.option(
+    "--budget-steps", type=click.IntRange(min=1), default=None, help="Or optimizer steps."
+)
+@click.option(
+    "--directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs/search"),
+    show_default=True,
+    help="Search directory (trials, TensorBoard logs, best_loss.json, report).",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seeds CMA-ES and every candidate."
+)
+@click.option(
+    "--invariant/--no-invariant",
+    default=True,
+    show_default=True,
+    help="Reject candidates that break the TaylorGLO invariant before training them.",
+)
+@click.option("--sigma0", type=click.FloatRange(min=0, min_open=True), default=1.2)
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None)
+@click.option(
+    "--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9, show_default=True
+)
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@click.option("--schedule", type=click.Choice(_SCHEDULES), default="constant", show_default=True)
+@click.option(
+    "--validation-split",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.1,
+    show_default=True,
+)
+@click.option(
+    "--subset-fraction",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=1.0,
+    show_default=True,
+)
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.option(
+    "--abort-epoch",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Epoch of the early-abort check.",
+)
+@click.option(
+    "--abort-threshold",
+    type=click.FloatRange(0, 1),
+    default=0.15,
+    show_default=True,
+    help="Validation accuracy a candidate needs at --abort-epoch to go on.",
+)
+@click.option("--jit/--no-jit", default=None, help="XLA-compile the train steps.")
+@click.option("--resume", is_flag=True, help="Continue the search in --directory.")
+@click.option("--overwrite", is_flag=True, help="Delete the search in --directory first.")
+@click.option("--verbose", type=click.IntRange(0, 2), default=1, show_default=True)
+@click.pass_context
+def search(ctx, directory, resume, overwrite, verbose, **options):
+    """Evolve a TaylorGLO loss with CMA-ES, scoring candidates by partial training.
+
+    Shows live progress, then the top candidates; writes best_loss.json (for
+    `metaloss train --loss`), TensorBoard logs (HParams dashboard) and a report with figures.
+
+    Example: metaloss search --dataset mnist1d --model mlp --generations 6 --population 8
+    --budget-epochs 5 --directory runs/s --seed 0
+    """
+    _prepare_directory(ctx, directory, resume, overwrite, options)
+    quiet_tensorflow()
+    from metaloss.search import SearchTask, TaylorGLOSearch
+
+    try:
+        task = SearchTask(
+            dataset=options["dataset"],
+            model=options["model"],
+            epochs=options["budget_epochs"],
+            steps=options["budget_steps"],
+            batch_size=options["batch_size"],
+            optimizer=options["optimizer"],
+            learning_rate=options["lr"],
+            momentum=options["momentum"],
+            weight_decay=options["weight_decay"],
+            schedule=options["schedule"],
+            validation_split=options["validation_split"],
+            subset_fraction=options["subset_fraction"],
+            data_dir=options["data_dir"],
+            seed=options["seed"],
+            abort_epoch=options["abort_epoch"],
+            abort_threshold=options["abort_threshold"],
+            jit_compile=options["jit"],
+        )
+        tuner = TaylorGLOSearch(
+            task,
+            generations=options["generations"],
+            population_size=options["population"],
+            sigma0=options["sigma0"],
+            seed=options["seed"],
+            invariant=options["invariant"],
+            directory=directory,
+            overwrite=False,
+        )
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    click.echo(
+        f"TaylorGLO search on {task.dataset} / {task.model}: {options['generations']} "
+        f"generations x {tuner.oracle.candidates_per_generation()} candidates, "
+        + (f"{task.epochs} epochs" if task.steps is None else f"{task.steps} steps")
+        + f" each, in {directory}"
+    )
+    tuner.search(verbose=verbose)
+    summarize_search(directory)
+
+
+def summarize_search(directory: Path) -> None:
+    """Prints the top candidates and where the best loss, report and dashboards are."""
+    from metaloss.search.report import write_report
+    from metaloss.search.results import read_search
+
+    record = read_search(directory)
+    report = write_report(directory)
+    click.echo("\n" + candidates_table(record))
+    click.echo(
+        f"\n{len(record.trials)} trials, {record.rejected} candidates rejected by the "
+        f"invariant, {sum(t.status in ('diverged', 'failed') for t in record.trials)} failed."
+    )
+    click.echo(f"Report: {report}   TensorBoard: tensorboard --logdir {directory / 'logs'}")
+    if record.best is None:
+        raise click.ClickException(
+            "no candidate completed training (every trained candidate failed or diverged); "
+            "there is no best loss. Try a smaller --sigma0 or a lower --lr."
+        )
+    click.echo(f"Best loss: {directory / 'best_loss.json'}")
+    click.echo(f"Train with it: metaloss train --loss {directory / 'best_loss.json'}")
+
+
+def candidates_table(record, k: int = 5) -> str:
+    """The ``k`` best trials: id, generation, validation accuracy, status, parameters."""
+    from metaloss.cli._common import format_table
+
+    top = record.top(k)
+    names = list(top[0].values) if top else []
+    rows = [
+        (
+            t.trial_id,
+            t.generation,
+            t.score,
+            t.status,
+            " ".join(f"{t.values[n]:+.3g}" for n in names),
+        )
+        for t in top
+    ]
+    return format_table(("trial", "generation", "val acc", "status", "parameters"), rows)
