@@ -35,6 +35,9 @@ def quiet_tensorflow() -> None:
             import tensorflow as tf
 
             tf.config.list_logical_devices()  # device start-up logs here, still captured
+            # A search builds one Trainer per candidate; TensorFlow's retracing warning would
+            # fire for each, though every trace is needed.
+            tf.get_logger().setLevel("ERROR")
         except BaseException:
             os.dup2(saved, 2)
             captured.seek(0)
@@ -100,7 +103,7 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
         return "-" if value is None else str(value)
 
     cells = [[cell(v) for v in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
     line = "  ".join("-" * w for w in widths)
     out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)), line]
     out += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -150,11 +151,17 @@ def _prepare_directory(ctx, directory: Path, resume: bool, overwrite: bool, opti
     help="Validation accuracy a candidate needs at --abort-epoch to go on.",
 )
 @click.option("--jit/--no-jit", default=None, help="XLA-compile the train steps.")
+@click.option(
+    "--tensorboard/--no-tensorboard",
+    default=True,
+    show_default=True,
+    help="Write TensorBoard scalars and HParams summaries under --directory/logs.",
+)
 @click.option("--resume", is_flag=True, help="Continue the search in --directory.")
 @click.option("--overwrite", is_flag=True, help="Delete the search in --directory first.")
 @click.option("--verbose", type=click.IntRange(0, 2), default=1, show_default=True)
 @click.pass_context
-def search(ctx, directory, resume, overwrite, verbose, **options):
+def search(ctx, directory, resume, overwrite, tensorboard, verbose, **options):
     """Evolve a TaylorGLO loss with CMA-ES, scoring candidates by partial training.
 
     Shows live progress, then the top candidates; writes best_loss.json (for
@@ -162,8 +169,18 @@ def search(ctx, directory, resume, overwrite, verbose, **options):
 
     Example: metaloss search --dataset mnist1d --model mlp --generations 6 --population 8
     --budget-epochs 5 --directory runs/s --seed 0
+
+    Distributed (KerasTuner's chief/worker mode): run the same command on every machine with
+    KERASTUNER_ORACLE_IP, KERASTUNER_ORACLE_PORT and KERASTUNER_TUNER_ID=chief (one process,
+    the oracle) or worker0, worker1, ... (the trainers), with --directory on a shared disk.
     """
-    _prepare_directory(ctx, directory, resume, overwrite, options)
+    tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "")
+    is_worker = "KERASTUNER_ORACLE_IP" in os.environ and "chief" not in tuner_id
+    if is_worker:  # the chief checks and prepares the directory
+        if resume:
+            _prepare_directory(ctx, directory, resume, overwrite, options)
+    else:
+        _prepare_directory(ctx, directory, resume, overwrite, options)
     quiet_tensorflow()
     from metaloss.search import SearchTask, TaylorGLOSearch
 
@@ -194,6 +211,7 @@ def search(ctx, directory, resume, overwrite, verbose, **options):
             sigma0=options["sigma0"],
             seed=options["seed"],
             invariant=options["invariant"],
+            tensorboard=tensorboard,
             directory=directory,
             overwrite=False,
         )
@@ -201,7 +219,7 @@ def search(ctx, directory, resume, overwrite, verbose, **options):
         raise click.UsageError(str(error)) from None
     click.echo(
         f"TaylorGLO search on {task.dataset} / {task.model}: {options['generations']} "
-        f"generations x {tuner.oracle.candidates_per_generation()} candidates, "
+        f"generations x {tuner.population_size} candidates, "
         + (f"{task.epochs} epochs" if task.steps is None else f"{task.steps} steps")
         + f" each, in {directory}"
     )
@@ -211,12 +229,13 @@ def search(ctx, directory, resume, overwrite, verbose, **options):
 
 def summarize_search(directory: Path) -> None:
     """Prints the top candidates and where the best loss, report and dashboards are."""
+    from metaloss.cli.report import top_table
     from metaloss.search.report import write_report
     from metaloss.search.results import read_search
 
     record = read_search(directory)
     report = write_report(directory)
-    click.echo("\n" + candidates_table(record))
+    click.echo("\n" + top_table(record))
     click.echo(
         f"\n{len(record.trials)} trials, {record.rejected} candidates rejected by the "
         f"invariant, {sum(t.status in ('diverged', 'failed') for t in record.trials)} failed."
@@ -229,22 +248,3 @@ def summarize_search(directory: Path) -> None:
         )
     click.echo(f"Best loss: {directory / 'best_loss.json'}")
     click.echo(f"Train with it: metaloss train --loss {directory / 'best_loss.json'}")
-
-
-def candidates_table(record, k: int = 5) -> str:
-    """The ``k`` best trials: id, generation, validation accuracy, status, parameters."""
-    from metaloss.cli._common import format_table
-
-    top = record.top(k)
-    names = list(top[0].values) if top else []
-    rows = [
-        (
-            t.trial_id,
-            t.generation,
-            t.score,
-            t.status,
-            " ".join(f"{t.values[n]:+.3g}" for n in names),
-        )
-        for t in top
-    ]
-    return format_table(("trial", "generation", "val acc", "status", "parameters"), rows)

@@ -202,9 +202,11 @@ class CMAESOracle(keras_tuner.Oracle):
                 "CMAESOracle searches hp.Float hyperparameters only (hp.Fixed ones pass "
                 f"through). Received: {', '.join(others)}"
             )
-        if not searched:
+        if len(searched) < 2:
             raise ValueError(
-                "CMAESOracle needs at least one hp.Float in the search space. Received none."
+                "CMAESOracle needs at least 2 hp.Float hyperparameters (pycma does not run in "
+                "one dimension; use keras_tuner.BayesianOptimizationOracle there). Received: "
+                f"{[hp.name for hp in searched]}"
             )
         return searched
 
@@ -239,6 +241,11 @@ class CMAESOracle(keras_tuner.Oracle):
                 [float(hp.max_value) for hp in searched],
             ],
             "randn": _global_randn,
+            # Validation accuracies tie often (small validation sets, chance-level starts):
+            # pycma's flat-fitness and fitness-tolerance stops would end a search early.
+            "tolflatfitness": 10**9,
+            "tolfun": 0.0,
+            "tolfunhist": 0.0,
             "verbose": -9,
             "verb_log": 0,
             "verb_disp": 0,
@@ -328,6 +335,15 @@ class CMAESOracle(keras_tuner.Oracle):
                 continue
             self._assigned[index] = trial_id
             return {"status": _Status.RUNNING, "values": values}
+
+    @keras_tuner.synchronized
+    def create_trial(self, tuner_id: str):
+        """As KerasTuner's, and saves what an IDLE or STOPPED answer changed (KerasTuner saves
+        only RUNNING ones): rejected candidates and told generations."""
+        trial = super().create_trial(tuner_id)
+        if trial.status != _Status.RUNNING:
+            self.save()
+        return trial
 
     def _fitness_of(self, trial) -> float:
         if trial.status != _Status.COMPLETED or trial.score is None:

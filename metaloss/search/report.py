@@ -94,7 +94,13 @@ def _totals(record: SearchRecord) -> dict[str, int]:
 
 def _generations_section(record: SearchRecord, figure: str) -> list[str]:
     lines = ["## Progress", "", f"![best and median validation accuracy]({figure})", ""]
-    if not record.generations:
+    planned = record.settings.get("generations")
+    finished = len(record.generations)
+    if planned:
+        lines += [f"{finished} of {planned} generations finished.", ""]
+    elif finished:
+        lines += [f"{finished} generations finished.", ""]
+    if not finished:
         lines.append("No generation has finished yet.")
     rows = [
         (

@@ -7,8 +7,8 @@ finished generation), ``trials/trial_<id>/trial.json`` (KerasTuner's trial state
 ``best_loss.json``. :func:`read_search` reads a finished search, one still running, and one killed
 at any moment (a generation in flight, trials without ``candidate.json``) alike.
 
-This module imports neither TensorFlow nor Keras, so that reading results stays cheap; the file
-names below mirror those of :mod:`metaloss.search.tuner`.
+This module itself imports neither TensorFlow nor Keras (the ``metaloss.search`` package does,
+when imported), and its file names mirror those of :mod:`metaloss.search.tuner`.
 """
 
 from __future__ import annotations

@@ -81,7 +81,7 @@ class LossSpace(keras_tuner.HyperModel):
     Example:
 
     ```python
-    space = LossSpace("cyclic_class_emphasis", {"period": (1, 40), "amplitude": (0, 1)},
+    space = LossSpace("cyclic_class_emphasis", {"period": (1, 40), "amplitude": (1, 100)},
                       integers=("period",), num_classes=10, from_logits=True)
     ```
     """
@@ -116,7 +116,9 @@ class LossSpace(keras_tuner.HyperModel):
         self.ranges = {name: (float(lo), float(hi)) for name, (lo, hi) in ranges.items()}
         self.integers = tuple(integers)
         self.fixed = fixed
-        example = losses.get(loss, **fixed)
+        example = losses.get(
+            loss, **fixed, **{k: self._cast(k, lo) for k, (lo, _) in self.ranges.items()}
+        )
         accepted = inspect.signature(type(example)).parameters
         searched = sorted(set(self.ranges) - set(accepted))
         if searched:

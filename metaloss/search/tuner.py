@@ -148,6 +148,12 @@ class TaylorGLOSearch(keras_tuner.Tuner):
             overwrite=overwrite,
             **kwargs,
         )
+        # KerasTuner wraps the oracle of a distributed worker in a gRPC client.
+        self.population_size = (
+            oracle.candidates_per_generation()
+            if isinstance(oracle, CMAESOracle)
+            else population_size
+        )
         self.settings = {
             "task": task.to_dict(),
             "space": type(hypermodel).__name__,

@@ -138,10 +138,19 @@ def _no_network(name, *args, **kwargs):
 
 
 @pytest.mark.slow
-def test_demo_trains_and_prints_a_table(tmp_path):
-    result = invoke("demo", "--output", tmp_path, "--epochs", 1)
+def test_demo_searches_then_compares_over_seeds(tmp_path):
+    result = invoke(
+        "demo", "--output", tmp_path, "--generations", 1, "--population", 3,
+        "--budget-epochs", 1, "--epochs", 1, "--seeds", 2, "--verbose", 0,
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
-    for loss in ("cross_entropy", "baikal", "taylor_glo_reference"):
-        assert loss in result.output
-        assert (tmp_path / loss / "loss.json").is_file()
+    best = tmp_path / "search" / "best_loss.json"
+    assert best.is_file() and (tmp_path / "search" / "report" / "report.md").is_file()
+    for label in ("cross_entropy", "taylor_glo"):
+        for seed in (0, 1):
+            assert (tmp_path / label / f"seed{seed}" / "results.json").is_file()
+    # The mean ± std comparison table and the gain line.
+    assert "cross_entropy          2" in result.output or "cross_entropy  2" in result.output
+    assert "±" in result.output and "minus cross-entropy" in result.output
+    assert f"metaloss train --loss {best}" in result.output
     assert (tmp_path / "validation_accuracy.png").is_file()

@@ -230,6 +230,13 @@ def test_fixed_hyperparameters_pass_through_and_other_kinds_are_refused(tmp_path
     with pytest.raises(ValueError, match=r"activation \(Choice\)"):
         oracle.create_trial("t")
 
+    single = keras_tuner.HyperParameters()
+    single.Float("x", 0.0, 1.0)
+    oracle = CMAESOracle(hyperparameters=single, generations=1, seed=0)
+    oracle._set_project_dir(str(tmp_path), "single")
+    with pytest.raises(ValueError, match=r"at least 2 hp\.Float"):
+        oracle.create_trial("t")
+
 
 def test_per_parameter_sigma_and_mean_serve_other_losses(tmp_path):
     hp = keras_tuner.HyperParameters()

@@ -1,0 +1,89 @@
+"""Figures: loss shapes against hand-computed values, and every plot writes a real PNG."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from metaloss import losses
+from metaloss.analysis import (
+    loss_shape,
+    plot_comparison,
+    plot_history,
+    plot_loss_shapes,
+    plot_search_progress,
+)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+POINTS = [0.05, 0.2, 0.5, 0.9, 0.99]
+
+
+def assert_png(path):
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC and len(data) > 5_000
+    assert not list(path.parent.glob("partial.*"))
+
+
+@pytest.mark.parametrize("num_classes", [2, 3, 10])
+@pytest.mark.parametrize("from_logits", [False, True])
+def test_cross_entropy_shape_is_minus_log_p(num_classes, from_logits):
+    # Cross-entropy of a one-hot label is -log of the true class's probability, whatever the
+    # other classes get; with from_logits the inputs are log p, which softmax maps back to p.
+    loss = keras.losses.CategoricalCrossentropy(from_logits=from_logits)
+    values = loss_shape(loss, POINTS, num_classes=num_classes)
+    np.testing.assert_allclose(values, -np.log(POINTS), rtol=1e-5)
+
+
+@pytest.mark.parametrize("from_logits", [False, True])
+def test_baikal_shape_is_hand_computed(from_logits):
+    # Baikal, -(1/K) Σ_i (log y_i - x_i / y_i), with y = (p, (1-p)/(K-1), ...) and x = e_0:
+    # -(1/K) (log p - 1/p + (K-1) log((1-p)/(K-1))).
+    k, p = 4, np.asarray(POINTS)
+    expected = -(np.log(p) - 1 / p + (k - 1) * np.log((1 - p) / (k - 1))) / k
+    loss = losses.get("baikal", from_logits=from_logits)
+    np.testing.assert_allclose(loss_shape(loss, POINTS, num_classes=k), expected, rtol=1e-5)
+
+
+def test_loss_shape_takes_plain_functions_and_checks_its_inputs():
+    values = loss_shape(losses.baikal, [0.5], num_classes=2)
+    assert values.shape == (1,) and values[0] == pytest.approx(1 + math.log(2), rel=1e-6)
+    ce = keras.losses.CategoricalCrossentropy()
+    with pytest.raises(ValueError, match="Invalid value for argument `num_classes`"):
+        loss_shape(ce, [0.5], num_classes=1)
+    for bad in ([0.0, 0.5], [1.0], []):
+        with pytest.raises(ValueError, match="Invalid value for argument `probabilities`"):
+            loss_shape(ce, bad, num_classes=3)
+
+
+def test_plot_loss_shapes_writes_a_png(tmp_path):
+    theta = [0.0, 0.0, 0.0, -2.0, 0.0, 2.0, 0.0, 0.0]
+    named = {
+        "taylor_glo (logits)": losses.TaylorGLO(theta, from_logits=True),
+        "cross_entropy": losses.get("cross_entropy"),
+        "baikal": losses.get("baikal"),
+    }
+    path = plot_loss_shapes(named, tmp_path / "shapes.png", num_classes=3, title="shapes")
+    assert path == tmp_path / "shapes.png"
+    assert_png(path)
+
+
+def test_plot_search_progress_reads_report_and_oracle_records(tmp_path):
+    records = [
+        {"generation": 0, "best_score": 0.4, "median_score": 0.3, "rejected": 1, "failed": 0},
+        {"generation": 1, "best_score": None, "median_score": None, "rejected": 2, "failed": 3},
+        {"generation": 2, "best_score": 0.5, "median_score": 0.45, "rejected": 0, "failed": 1},
+    ]
+    assert_png(plot_search_progress(records, tmp_path / "a.png", title="progress"))
+    # The oracle's own history records (fitness = -accuracy) plot too, as does no generation.
+    oracle = [{"generation": 0, "best_fitness": -0.4, "median_fitness": -0.3, "rejected": 0}]
+    assert_png(plot_search_progress(oracle, tmp_path / "b.png"))
+    assert_png(plot_search_progress([], tmp_path / "c.png"))
+    with pytest.raises(ValueError, match="Invalid value for argument `generations`"):
+        plot_search_progress([{"best_score": 0.4}], tmp_path / "d.png")
+
+
+def test_history_and_comparison_still_write_pngs(tmp_path):
+    history = {"loss": [1.0, 0.5], "accuracy": [0.5, 0.7], "val_loss": [1.1, 0.6]}
+    assert_png(plot_history(history, tmp_path / "h.png", title="run"))
+    assert_png(plot_comparison({"a": {"val_accuracy": [0.5, 0.6]}}, tmp_path / "c.png"))

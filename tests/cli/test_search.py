@@ -1,0 +1,71 @@
+"""`metaloss search` through click: a tiny search, refusals with exit code 2, resume rules."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from metaloss.cli import main
+
+TINY = [
+    "--dataset", "spiral", "--model", "mlp:hidden=[16]", "--generations", "2",
+    "--population", "3", "--budget-epochs", "1", "--batch-size", "64", "--verbose", "0",
+]  # fmt: skip
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_search_writes_best_loss_table_report_and_train_accepts_it(tmp_path):
+    directory = tmp_path / "s"
+    result = invoke("search", *TINY, "--directory", directory)
+    assert result.exit_code == 0, result.output
+    assert "trial  generation  val acc" in result.output
+    best = directory / "best_loss.json"
+    assert json.loads(best.read_text())["class_name"] == "TaylorGLO"
+    assert (directory / "report" / "report.md").is_file()
+    assert (directory / "logs").is_dir()
+    trained = invoke(
+        "train", "--dataset", "spiral", "--model", "mlp:hidden=[16]", "--loss", best,
+        "--epochs", 1, "--output", tmp_path / "train",
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    assert "TaylorGLO" in json.loads((tmp_path / "train" / "loss.json").read_text())["class_name"]
+
+    # An existing search is never silently replaced.
+    again = invoke("search", *TINY, "--directory", directory)
+    assert again.exit_code == 2 and "--resume" in again.output
+    # Resuming with a different setting is refused and names it; unchanged, it trains nothing.
+    changed = invoke("search", *TINY[:-2], "--seed", 7, "--directory", directory, "--resume")
+    assert changed.exit_code == 2 and "--seed=7" in changed.output
+    trials = sorted((directory / "trials").glob("trial_*/candidate.json"))
+    stamps = [p.stat().st_mtime_ns for p in trials]
+    resumed = invoke("search", "--directory", directory, "--resume", "--verbose", 0)
+    assert resumed.exit_code == 0, resumed.output
+    assert sorted((directory / "trials").glob("trial_*/candidate.json")) == trials
+    assert [p.stat().st_mtime_ns for p in trials] == stamps  # nothing retrained
+
+
+def test_refusals_exit_with_usage_errors(tmp_path):
+    both = invoke("search", *TINY, "--directory", tmp_path / "x", "--resume", "--overwrite")
+    assert both.exit_code == 2 and "exclude each other" in both.output
+    missing = invoke("search", *TINY, "--directory", tmp_path / "none", "--resume")
+    assert missing.exit_code == 2 and "holds no search" in missing.output
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("do not delete")
+    refused = invoke("search", *TINY, "--directory", precious, "--overwrite")
+    assert refused.exit_code == 2 and "refusing to delete" in refused.output
+    assert (precious / "thesis.tex").exists()
+    bad = invoke("search", *TINY, "--directory", tmp_path / "b", "--population", 1)
+    assert bad.exit_code == 2 and "--population" in bad.output
+
+
+def test_a_search_where_every_candidate_diverges_says_so(tmp_path):
+    # A learning rate of 1e38 sends every candidate's weights to infinity at once.
+    result = invoke("search", *TINY, "--lr", "1e38", "--directory", tmp_path / "d")
+    assert result.exit_code == 1, result.output
+    assert "no candidate completed training" in result.output
+    assert not (tmp_path / "d" / "best_loss.json").exists()
