@@ -35,7 +35,7 @@ import numpy as np
 
 from metaloss.analysis.decomposition import taylor_glo_invariant
 from metaloss.cli._common import quiet_tensorflow
-from metaloss.cli.demo import DEMO_BUDGET_EPOCHS, DEMO_POPULATION
+from metaloss.cli.demo import DEMO_BUDGET_EPOCHS, DEMO_POPULATION, DEMO_SUBSET_FRACTION
 
 TARGET_SHARE = 0.05
 
@@ -79,9 +79,10 @@ def _invariant_rejection_share(samples: int, sigma0: float, num_classes: int) ->
 @click.option("--generations", type=int, default=2, show_default=True)
 @click.option("--population", type=int, default=DEMO_POPULATION, show_default=True)
 @click.option("--budget-epochs", type=int, default=DEMO_BUDGET_EPOCHS, show_default=True)
+@click.option("--subset-fraction", type=float, default=DEMO_SUBSET_FRACTION, show_default=True)
 @click.option("--repeats", type=int, default=3, show_default=True)
 @click.option("--quick", is_flag=True, help="1 generation of 4, 1 epoch, 1 repeat.")
-def main(dataset, model, generations, population, budget_epochs, repeats, quick):
+def main(dataset, model, generations, population, budget_epochs, subset_fraction, repeats, quick):
     quiet_tensorflow()
     import keras
     import tensorflow as tf
@@ -90,7 +91,7 @@ def main(dataset, model, generations, population, budget_epochs, repeats, quick)
 
     if quick:
         generations, population, budget_epochs, repeats = 1, 4, 1, 1
-    task = SearchTask(dataset, model, epochs=budget_epochs, seed=0)
+    task = SearchTask(dataset, model, epochs=budget_epochs, seed=0, subset_fraction=subset_fraction)
     print(f"command: python {' '.join(shlex.quote(a) for a in sys.argv)}")
     print(
         f"python {platform.python_version()}, tensorflow {tf.__version__}, "
