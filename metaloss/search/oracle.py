@@ -16,18 +16,19 @@ References:
 from __future__ import annotations
 
 import base64
-import json
 import math
 import os
 import pickle
 import shutil
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 
 import cma
 import keras_tuner
 import numpy as np
 from keras_tuner.engine import trial as trial_module
+
+from metaloss.losses._base import invalid_value
+from metaloss.search._files import write_json_atomically
 
 __all__ = ["DEFAULT_SIGMA0", "FAILED_FITNESS", "CMAESOracle"]
 
@@ -38,21 +39,6 @@ FAILED_FITNESS = math.inf
 _MAX_REJECTED_GENERATIONS = 1000
 
 _Status = trial_module.TrialStatus
-
-
-def _invalid(argument: str, expected: str, value) -> ValueError:
-    return ValueError(
-        f"Invalid value for argument `{argument}`. Expected {expected}. "
-        f"Received: {argument}={value!r}"
-    )
-
-
-def _write_json_atomically(path: str | os.PathLike, payload) -> None:
-    """Writes JSON through a temporary name, so a killed process never leaves half a file."""
-    path = Path(path)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(payload))
-    os.replace(partial, path)
 
 
 def _derived_seed(*words: int) -> int:
@@ -146,14 +132,14 @@ class CMAESOracle(keras_tuner.Oracle):
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int) or value < minimum
             ):
-                raise _invalid(name, f"an integer >= {minimum} or None", value)
+                raise invalid_value(name, f"an integer >= {minimum} or None", value)
         sigmas = np.atleast_1d(np.asarray(sigma0, dtype=np.float64))
         if sigmas.ndim != 1 or not np.all(np.isfinite(sigmas)) or np.any(sigmas <= 0):
-            raise _invalid("sigma0", "a positive number or a sequence of them", sigma0)
+            raise invalid_value("sigma0", "a positive number or a sequence of them", sigma0)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-            raise _invalid("seed", "a non-negative integer or None", seed)
+            raise invalid_value("seed", "a non-negative integer or None", seed)
         if prefilter is not None and not callable(prefilter):
-            raise _invalid("prefilter", "a callable values -> bool, or None", prefilter)
+            raise invalid_value("prefilter", "a callable values -> bool, or None", prefilter)
         search_seed = seed if seed is not None else int(np.random.SeedSequence().entropy % 2**31)
         # KerasTuner (like pycma) treats a seed of 0 as "random": hand it a derived one.
         super().__init__(
@@ -220,12 +206,12 @@ class CMAESOracle(keras_tuner.Oracle):
         if isinstance(self.mean, Mapping):
             missing = sorted(set(names) - set(self.mean))
             if missing:
-                raise _invalid("mean", f"a value for every parameter {names}", self.mean)
+                raise invalid_value("mean", f"a value for every parameter {names}", self.mean)
             values = [self.mean[name] for name in names]
         else:
             values = list(self.mean)
         if len(values) != len(names) or not all(math.isfinite(float(v)) for v in values):
-            raise _invalid("mean", f"{len(names)} finite numbers, one per {names}", self.mean)
+            raise invalid_value("mean", f"{len(names)} finite numbers, one per {names}", self.mean)
         return [float(v) for v in values]
 
     def _start_strategy(self) -> None:
@@ -233,7 +219,7 @@ class CMAESOracle(keras_tuner.Oracle):
         self._names = [hp.name for hp in searched]
         sigmas = np.atleast_1d(np.asarray(self.sigma0, dtype=np.float64))
         if sigmas.size not in (1, len(searched)):
-            raise _invalid("sigma0", f"one number or {len(searched)} numbers", self.sigma0)
+            raise invalid_value("sigma0", f"one number or {len(searched)} numbers", self.sigma0)
         options = {
             "seed": _derived_seed(self.search_seed, 0, 1),
             "bounds": [
@@ -476,10 +462,10 @@ class CMAESOracle(keras_tuner.Oracle):
     def save(self) -> None:
         if self._deferred_save:
             return
-        _write_json_atomically(self._get_oracle_fname(), self.get_state())
+        write_json_atomically(self._get_oracle_fname(), self.get_state())
 
     def _save_trial(self, trial) -> None:
-        _write_json_atomically(
+        write_json_atomically(
             os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"), trial.get_state()
         )
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from metaloss import losses
 from metaloss.analysis.plots import plot_loss_shapes, plot_search_progress
+from metaloss.search._files import write_text_atomically
 from metaloss.search.results import (
     CANDIDATE_FILE,
     TRIALS_DIR,
@@ -217,13 +218,6 @@ def _best_loss(record: SearchRecord):
         return None
 
 
-def _write_text(path: Path, text: str) -> Path:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    os.replace(partial, path)
-    return path
-
-
 def write_report(directory: str | os.PathLike, output: str | os.PathLike | None = None) -> Path:
     """Renders a TaylorGLO search directory as two PNG figures and a Markdown summary.
 
@@ -284,4 +278,4 @@ def write_report(directory: str | os.PathLike, output: str | os.PathLike | None 
         "",
         *_best_section(record, LOSS_SHAPE_FIGURE),
     ]
-    return _write_text(output / REPORT_FILE, "\n".join(lines) + "\n")
+    return write_text_atomically(output / REPORT_FILE, "\n".join(lines) + "\n")

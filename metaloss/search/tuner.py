@@ -32,9 +32,10 @@ from keras_tuner.engine import trial as trial_module
 
 from metaloss import losses
 from metaloss.data import catalog
+from metaloss.search._files import write_json_atomically
 from metaloss.search.dashboard import write_hparams_config, write_trial_summary
 from metaloss.search.evaluate import SearchTask, evaluate_candidates
-from metaloss.search.oracle import DEFAULT_SIGMA0, CMAESOracle, _write_json_atomically
+from metaloss.search.oracle import DEFAULT_SIGMA0, CMAESOracle
 from metaloss.search.progress import SearchProgress
 from metaloss.search.spaces import TaylorGLOInvariant, TaylorGLOSpace
 
@@ -166,7 +167,7 @@ class TaylorGLOSearch(keras_tuner.Tuner):
             "num_classes": num_classes,
         }
         if not self._is_worker():
-            _write_json_atomically(self.search_directory / SEARCH_FILE, self.settings)
+            write_json_atomically(self.search_directory / SEARCH_FILE, self.settings)
         self._progress: SearchProgress | None = None
         self._idle_polls = 0
         self._ran_a_trial = True
@@ -209,7 +210,7 @@ class TaylorGLOSearch(keras_tuner.Tuner):
             shutil.rmtree(log_dir, ignore_errors=True)  # a retried trial logs afresh
         [result] = evaluate_candidates(self.task, [loss], log_dirs=[log_dir])
         values = dict(trial.hyperparameters.values)
-        _write_json_atomically(
+        write_json_atomically(
             Path(self.get_trial_dir(trial.trial_id)) / CANDIDATE_FILE,
             {
                 "trial_id": trial.trial_id,
@@ -241,7 +242,7 @@ class TaylorGLOSearch(keras_tuner.Tuner):
         """Saves oracle and tuner state, each file written atomically."""
         if not self._is_worker():
             self.oracle.save()
-        _write_json_atomically(self._get_tuner_fname(), self.get_state())
+        write_json_atomically(self._get_tuner_fname(), self.get_state())
 
     # Results --------------------------------------------------------------------------------
 
