@@ -1,5 +1,26 @@
-"""Analysis tools: figures now; decomposition, Hessian and NTK tools build on them."""
+"""Analysis tools: why metalearned and dynamical losses regularise, and figures.
 
+- :mod:`~metaloss.analysis.decomposition`: the learning-rule coefficients ``γ`` of any loss
+  (:func:`gamma`, with closed forms), the TaylorGLO invariant and the null-epoch check.
+- :mod:`~metaloss.analysis.attraction`: per-sample attraction toward zero training error, and
+  :class:`AttractionTracker` for training runs.
+- :mod:`~metaloss.analysis.plots`: matplotlib figures.
+"""
+
+from metaloss.analysis.attraction import AttractionTracker, attraction, pushed_away
+from metaloss.analysis.decomposition import (
+    InvariantCheck,
+    NullEpochCheck,
+    TaylorGLOCoefficients,
+    gamma,
+    gamma_baikal,
+    gamma_cross_entropy,
+    gamma_mse,
+    gamma_taylor_glo,
+    invariant,
+    taylor_glo_coefficients,
+    taylorglo_invariant,
+)
 from metaloss.analysis.plots import (
     loss_shape,
     plot_comparison,
@@ -9,9 +30,23 @@ from metaloss.analysis.plots import (
 )
 
 __all__ = [
+    "AttractionTracker",
+    "InvariantCheck",
+    "NullEpochCheck",
+    "TaylorGLOCoefficients",
+    "attraction",
+    "gamma",
+    "gamma_baikal",
+    "gamma_cross_entropy",
+    "gamma_mse",
+    "gamma_taylor_glo",
+    "invariant",
     "loss_shape",
     "plot_comparison",
     "plot_history",
     "plot_loss_shapes",
     "plot_search_progress",
+    "pushed_away",
+    "taylor_glo_coefficients",
+    "taylorglo_invariant",
 ]

@@ -13,7 +13,7 @@ import keras
 import keras_tuner
 
 from metaloss import losses
-from metaloss.analysis.decomposition import taylor_glo_invariant
+from metaloss.analysis.decomposition import taylorglo_invariant
 from metaloss.losses.taylor_glo import NUM_PARAMETERS
 
 __all__ = [
@@ -141,7 +141,7 @@ class LossSpace(keras_tuner.HyperModel):
 class TaylorGLOInvariant:
     """The search's pre-filter: keeps a θ candidate iff it satisfies the TaylorGLO invariant.
 
-    See :func:`metaloss.analysis.decomposition.taylor_glo_invariant`.
+    See :func:`metaloss.analysis.decomposition.taylorglo_invariant`.
 
     Args:
         num_classes: the task's number of classes.
@@ -151,4 +151,4 @@ class TaylorGLOInvariant:
         self.num_classes = num_classes
 
     def __call__(self, values: Mapping[str, float]) -> bool:
-        return taylor_glo_invariant(TaylorGLOSpace.theta(values), self.num_classes)
+        return taylorglo_invariant(TaylorGLOSpace.theta(values), self.num_classes).holds
