@@ -14,6 +14,15 @@ from metaloss.analysis import (
     plot_loss_shapes,
     plot_search_progress,
 )
+from metaloss.analysis.plots import (
+    learning_rule,
+    plot_attraction,
+    plot_cyclic_weights,
+    plot_eigenvalue_trajectories,
+    plot_gamma_curves,
+    plot_hessian_density,
+    plot_ntk_spectrum,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 POINTS = [0.05, 0.2, 0.5, 0.9, 0.99]
@@ -87,3 +96,53 @@ def test_history_and_comparison_still_write_pngs(tmp_path):
     history = {"loss": [1.0, 0.5], "accuracy": [0.5, 0.7], "val_loss": [1.1, 0.6]}
     assert_png(plot_history(history, tmp_path / "h.png", title="run"))
     assert_png(plot_comparison({"a": {"val_accuracy": [0.5, 0.6]}}, tmp_path / "c.png"))
+
+
+# -- learning rules and the cyclic weights ---------------------------------------------------
+
+
+def test_learning_rule_hand_values():
+    # Baikal, γ = 1/y + x/y²: at p = 0.5 with 3 classes the others get 0.25.
+    target, other = learning_rule("baikal", [0.5], num_classes=3)
+    np.testing.assert_allclose([target[0], other[0]], [2 + 4, 4.0])
+    # MSE, γ = 2(x - y).
+    target, other = learning_rule("mse", [0.2, 0.6], num_classes=2)
+    np.testing.assert_allclose(target, [1.6, 0.8])
+    np.testing.assert_allclose(other, [-1.6, -0.8])
+    with pytest.raises(ValueError, match="argument `probabilities`"):
+        learning_rule("mse", [1.0], num_classes=2)
+
+
+def test_gamma_curves_and_cyclic_weights_write_pngs(tmp_path):
+    named = {"CE": "cross_entropy", "Baikal": "baikal", "TaylorGLO": "taylor_glo_reference"}
+    assert_png(plot_gamma_curves(named, tmp_path / "gamma.png", num_classes=10))
+    cyclic = losses.CyclicClassEmphasis(3, period=100, amplitude=20)
+    assert_png(plot_cyclic_weights(cyclic, tmp_path / "weights.png"))
+    assert_png(plot_cyclic_weights("cyclic:num_classes=4,period=5,amplitude=3", tmp_path / "w.png"))
+    with pytest.raises(ValueError, match="argument `loss`"):
+        plot_cyclic_weights("baikal", tmp_path / "nope.png")
+    assert not (tmp_path / "nope.png").exists()
+
+
+# -- dynamics: attraction, spectra ----------------------------------------------------------
+
+
+def test_dynamics_figures_write_pngs(tmp_path):
+    summary = {
+        "epoch": [0, 1, 2],
+        "accuracy": [0.3, 0.8, 1.0],
+        "pushed_away": [0.5, 0.2, 0.3],
+        "pushed_away_correct": [float("nan"), 0.1, 0.3],
+    }
+    assert_png(plot_attraction({"Baikal": summary, "CE": summary}, tmp_path / "attraction.png"))
+    history = {"steps": [0, 25, 50], "eigenvalues": [[3.0, 1.0], [2.5, 1.2], [4.0, 0.5]]}
+    assert_png(
+        plot_eigenvalue_trajectories({"cyclic": history}, tmp_path / "lambda.png", learning_rate=1)
+    )
+    with_ntk = {**history, "ntk_max": [10.0, 20.0, 15.0]}
+    assert_png(plot_eigenvalue_trajectories({"a": with_ntk}, tmp_path / "both.png"))
+    assert_png(plot_ntk_spectrum({"mlp": [5.0, 1.0, 1e-3, -1e-12]}, tmp_path / "ntk.png"))
+    grid = np.linspace(-1, 5, 50)
+    assert_png(plot_hessian_density(grid, {"a": np.exp(-(grid**2))}, tmp_path / "d.png"))
+    with pytest.raises(ValueError, match="argument `histories`"):
+        plot_eigenvalue_trajectories({"a": [1, 2]}, tmp_path / "bad.png")

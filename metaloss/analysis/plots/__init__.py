@@ -1,0 +1,36 @@
+"""Matplotlib figures, written straight to PNG (the Agg backend: no display needed).
+
+- :mod:`~metaloss.analysis.plots.training`: training curves, comparisons, search progress.
+- :mod:`~metaloss.analysis.plots.losses`: loss shapes, learning rules (γ), cyclic weights.
+- :mod:`~metaloss.analysis.plots.dynamics`: attraction, Hessian and NTK spectra.
+"""
+
+from metaloss.analysis.plots.dynamics import (
+    plot_attraction,
+    plot_eigenvalue_trajectories,
+    plot_hessian_density,
+    plot_ntk_spectrum,
+)
+from metaloss.analysis.plots.losses import (
+    learning_rule,
+    loss_shape,
+    plot_cyclic_weights,
+    plot_gamma_curves,
+    plot_loss_shapes,
+)
+from metaloss.analysis.plots.training import plot_comparison, plot_history, plot_search_progress
+
+__all__ = [
+    "learning_rule",
+    "loss_shape",
+    "plot_attraction",
+    "plot_comparison",
+    "plot_cyclic_weights",
+    "plot_eigenvalue_trajectories",
+    "plot_gamma_curves",
+    "plot_hessian_density",
+    "plot_history",
+    "plot_loss_shapes",
+    "plot_ntk_spectrum",
+    "plot_search_progress",
+]
