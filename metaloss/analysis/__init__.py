@@ -4,9 +4,14 @@
   (:func:`gamma`, with closed forms), the TaylorGLO invariant and the null-epoch check.
 - :mod:`~metaloss.analysis.attraction`: per-sample attraction toward zero training error, and
   :class:`AttractionTracker` for training runs.
+- :mod:`~metaloss.analysis.hessian`: Hessian-vector products, top eigenvalues (Lanczos, power
+  iteration), trace (Hutchinson) and spectral density (stochastic Lanczos quadrature);
+  :class:`HessianTracker` records λ_max during training.
+- :mod:`~metaloss.analysis.ntk`: the empirical neural tangent kernel and its spectrum.
 - :mod:`~metaloss.analysis.plots`: matplotlib figures.
 """
 
+from metaloss.analysis import hessian, ntk
 from metaloss.analysis.attraction import AttractionTracker, attraction, pushed_away
 from metaloss.analysis.decomposition import (
     InvariantCheck,
@@ -21,6 +26,7 @@ from metaloss.analysis.decomposition import (
     taylor_glo_coefficients,
     taylorglo_invariant,
 )
+from metaloss.analysis.hessian_tracker import HessianTracker
 from metaloss.analysis.plots import (
     loss_shape,
     plot_comparison,
@@ -31,6 +37,7 @@ from metaloss.analysis.plots import (
 
 __all__ = [
     "AttractionTracker",
+    "HessianTracker",
     "InvariantCheck",
     "NullEpochCheck",
     "TaylorGLOCoefficients",
@@ -40,8 +47,10 @@ __all__ = [
     "gamma_cross_entropy",
     "gamma_mse",
     "gamma_taylor_glo",
+    "hessian",
     "invariant",
     "loss_shape",
+    "ntk",
     "plot_comparison",
     "plot_history",
     "plot_loss_shapes",

@@ -164,7 +164,8 @@ class AttractionTracker(keras.callbacks.Callback):
 
     Works under ``model.fit`` and :meth:`metaloss.training.Trainer.fit`. After training,
     ``epochs[i]``, ``values[i]`` (per-sample ``dH/dt``), ``correct[i]`` and ``pushed[i]`` hold
-    the record of epoch ``epochs[i]`` (0 = before training), and :meth:`summary` the fractions of
+    the record of epoch ``epochs[i]`` (0 = before training), ``last_logits`` the latest logits,
+    and :meth:`summary` the fractions of
     samples pushed away: among all samples, and among the correctly classified ones (the
     zero-training-error regime where cross-entropy never pushes and regularizing losses do).
 
@@ -222,6 +223,7 @@ class AttractionTracker(keras.callbacks.Callback):
         self.values: list[np.ndarray] = []
         self.correct: list[np.ndarray] = []
         self.pushed: list[np.ndarray] = []
+        self.last_logits: np.ndarray | None = None
 
     def _resolve_loss(self):
         loss = self.loss if self.loss is not None else getattr(self.model, "loss", None)
@@ -244,6 +246,7 @@ class AttractionTracker(keras.callbacks.Callback):
         z, labels = _logits_and_labels(self._logits(), self.y)
         entropy_gradient, flow = _flow_terms(self._resolve_loss(), z, labels, None)
         ids = labels if labels.ndim == 1 else np.argmax(labels, axis=-1)
+        self.last_logits = z
         self.epochs.append(int(epoch))
         self.values.append(np.sum(entropy_gradient * flow, axis=-1))
         self.correct.append(np.argmax(z, axis=-1) == ids)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from metaloss import __version__
+from metaloss.cli.analyze import analyze
 from metaloss.cli.catalog import datasets_command, losses_command
 from metaloss.cli.demo import demo
 from metaloss.cli.report import report
@@ -24,7 +25,8 @@ def main():
     """metaloss: loss-function metalearning for Keras 3.
 
     Train with metalearned and dynamical losses (TaylorGLO, Baikal, cyclic class emphasis),
-    and compare them with cross-entropy on offline or downloaded datasets.
+    search for new ones, compare them with cross-entropy on offline or downloaded datasets,
+    and analyse why they work.
     """
 
 
@@ -32,5 +34,6 @@ main.add_command(train)
 main.add_command(search)
 main.add_command(demo)
 main.add_command(report)
+main.add_command(analyze)
 main.add_command(losses_command)
 main.add_command(datasets_command)

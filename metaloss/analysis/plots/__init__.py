@@ -7,6 +7,7 @@
 
 from metaloss.analysis.plots.dynamics import (
     plot_attraction,
+    plot_attraction_by_confidence,
     plot_eigenvalue_trajectories,
     plot_hessian_density,
     plot_ntk_spectrum,
@@ -24,6 +25,7 @@ __all__ = [
     "learning_rule",
     "loss_shape",
     "plot_attraction",
+    "plot_attraction_by_confidence",
     "plot_comparison",
     "plot_cyclic_weights",
     "plot_eigenvalue_trajectories",

@@ -12,6 +12,7 @@ from metaloss.analysis.plots._figure import save as _save
 
 __all__ = [
     "plot_attraction",
+    "plot_attraction_by_confidence",
     "plot_eigenvalue_trajectories",
     "plot_hessian_density",
     "plot_ntk_spectrum",
@@ -75,6 +76,55 @@ def plot_attraction(summaries: Mapping[str, Mapping], path: str | Path, *, title
         if summaries:
             axis.legend(fontsize="small")
     fig.suptitle(title)
+    try:
+        return _save(fig, path)
+    finally:
+        plt.close(fig)
+
+
+def plot_attraction_by_confidence(
+    named: Mapping[str, tuple[Sequence[float], Sequence[bool]]],
+    path: str | Path,
+    *,
+    bins: int = 10,
+    title: str = "",
+) -> Path:
+    """The fraction of samples each loss pushes away, against the true class's probability.
+
+    Samples are binned by ``p_target`` (equal-width bins on ``[0, 1]``); empty bins have no
+    point. Cross-entropy's curve is zero wherever samples are correctly classified; a
+    regularizing loss rises near ``p_target = 1``.
+
+    Args:
+        named: label -> ``(p_target, pushed)``: per-sample probabilities of the true class and
+            whether the loss pushes the sample away (:func:`metaloss.analysis.pushed_away`).
+        path: the PNG to write.
+        bins: number of bins. Defaults to `10`.
+        title: figure title. Defaults to `""`.
+
+    Returns:
+        The path written.
+    """
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    plt = _pyplot()
+    fig, axis = plt.subplots(figsize=(7, 4))
+    for label, (probabilities, pushed) in named.items():
+        probabilities = np.asarray(probabilities, dtype=np.float64)
+        pushed = np.asarray(pushed, dtype=bool)
+        which = np.clip(np.digitize(probabilities, edges) - 1, 0, bins - 1)
+        fractions = np.array(
+            [pushed[which == b].mean() if np.any(which == b) else np.nan for b in range(bins)]
+        )
+        axis.plot(centres, fractions, marker="o", label=label)
+    axis.set_xlabel("p, predicted probability of the true class")
+    axis.set_ylabel("fraction pushed away (dH/dt > 0)")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(-0.02, 1.02)
+    axis.grid(alpha=0.3)
+    if named:
+        axis.legend(fontsize="small")
+    axis.set_title(title)
     try:
         return _save(fig, path)
     finally:
