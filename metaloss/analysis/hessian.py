@@ -3,7 +3,8 @@
 Everything is built on Hessian-vector products ``v ↦ H v`` of the mean training loss (plus the
 model's regularisation), never on the ``P × P`` matrix itself, so it scales to networks with
 millions of parameters. The vector algebra (Lanczos, power iteration, Hutchinson, stochastic
-Lanczos quadrature) runs on the host in float64 NumPy; each product is a compiled TensorFlow
+Lanczos quadrature; the Krylov methods live in :mod:`metaloss.analysis._krylov`, as functions of
+any ``matvec``) runs on the host in float64 NumPy; each product is a compiled TensorFlow
 function of the current weights, so an operator built once follows the model as it trains, and a
 dynamical loss is seen at whatever step its ``step`` variable holds when the product runs.
 
@@ -24,6 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from metaloss.analysis._krylov import lanczos_quadrature, lanczos_top, power_top
 from metaloss.losses._base import invalid_value
 
 __all__ = [
@@ -263,9 +265,14 @@ class HessianOperator:
         if k > self.num_parameters:
             raise invalid_value("k", f"at most the {self.num_parameters} parameters", k)
         start = self.products
-        solve = _lanczos_top if method == "lanczos" else _power_top
+        solve = lanczos_top if method == "lanczos" else power_top
         values, vectors, converged = solve(
-            self, k, tol, max_iterations, np.random.default_rng(seed)
+            self.matvec,
+            self.num_parameters,
+            k,
+            tol=tol,
+            max_iterations=max_iterations,
+            rng=np.random.default_rng(seed),
         )
         return EigenResult(
             eigenvalues=np.asarray(values, dtype=np.float64),
@@ -300,21 +307,15 @@ class HessianOperator:
         runs = _positive_int("runs", runs)
         steps = _positive_int("steps", steps)
         seed = _positive_int("seed", seed, minimum=0)
-        start, size = self.products, self.num_parameters
-        rng = np.random.default_rng(seed)
-        nodes, weights = [], []
-        for _ in range(runs):
-            lanczos = _Lanczos(self.matvec, rng.choice([-1.0, 1.0], size), rng)
-            for _ in range(min(steps, size)):
-                lanczos.step()
-                if lanczos.breakdown:  # the quadrature is exact on this Krylov space
-                    break
-            theta, s = lanczos.ritz()
-            nodes.append(theta)
-            weights.append(s[0] ** 2 / runs)
-        return DensityResult(
-            np.concatenate(nodes), np.concatenate(weights), runs, self.products - start
+        start = self.products
+        nodes, weights = lanczos_quadrature(
+            self.matvec,
+            self.num_parameters,
+            runs=runs,
+            steps=steps,
+            rng=np.random.default_rng(seed),
         )
+        return DensityResult(nodes, weights, runs, self.products - start)
 
 
 def _batches(data, batch_size: int | None, model: keras.Model) -> Callable:
@@ -482,110 +483,6 @@ class DensityResult:
         return np.exp(-0.5 * z**2) @ self.weights / (sigma * math.sqrt(2 * math.pi))
 
 
-class _Lanczos:
-    """Lanczos tridiagonalisation with full re-orthogonalisation, in float64.
-
-    On a breakdown (the Krylov space is invariant) it restarts from a random vector orthogonal
-    to the basis, so T becomes block-diagonal and repeated eigenvalues are found too.
-    """
-
-    def __init__(self, matvec: Callable, start: np.ndarray, rng: np.random.Generator) -> None:
-        self._matvec, self._rng = matvec, rng
-        self.basis = [start / np.linalg.norm(start)]
-        self.alphas: list[float] = []
-        self.betas: list[float] = []  # betas[j] couples basis[j] and basis[j + 1]
-        self.breakdown = False
-        self.block_start = 0  # index of the first column of the current Krylov block
-
-    def step(self) -> float:
-        """Adds one column to T; returns the new off-diagonal β (0 on an invariant subspace)."""
-        q = self.basis[-1]
-        w = self._matvec(q)
-        alpha = float(q @ w)
-        self.alphas.append(alpha)
-        basis = np.stack(self.basis)
-        for _ in range(2):  # twice is enough (Kahan-Parlett)
-            w = w - basis.T @ (basis @ w)
-        beta = float(np.linalg.norm(w))
-        scale = max(abs(alpha), *(abs(b) for b in self.betas), 1e-300)
-        self.breakdown = beta <= 1e-10 * scale
-        if len(self.basis) < w.size:
-            if self.breakdown:
-                beta, w = 0.0, self._rng.standard_normal(w.size)
-                for _ in range(2):
-                    w = w - basis.T @ (basis @ w)
-                self.block_start = len(self.alphas)
-            self.betas.append(beta)
-            self.basis.append(w / np.linalg.norm(w))
-        return beta
-
-    def ritz(self, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """Eigenvalues (ascending) and eigenvectors of T, or of its block from column ``start``."""
-        alphas, off = self.alphas[start:], np.asarray(self.betas[start : len(self.alphas) - 1])
-        tridiagonal = np.diag(alphas) + np.diag(off, 1) + np.diag(off, -1)
-        return np.linalg.eigh(tridiagonal)
-
-
-def _lanczos_top(operator, k, tol, max_iterations, rng):
-    size = operator.num_parameters
-    lanczos = _Lanczos(operator.matvec, rng.standard_normal(size), rng)
-    converged = False
-    for m in range(1, min(size, max(max_iterations, k)) + 1):
-        beta = lanczos.step()
-        theta, s = lanczos.ritz()
-        top = np.argsort(theta)[::-1][:k]
-        if m == size:  # the basis spans everything: T is H in another basis
-            converged = True
-            break
-        if m < k or lanczos.breakdown:  # after a breakdown, judge the restarted block first
-            continue
-        # Residual bounds |β_m s_m| of the top-k Ritz values and of the current block's top one:
-        # after a restart, an eigenvalue above the k-th can still hide in the new block.
-        block = lanczos.block_start
-        theta_b, s_b = (theta, s) if block == 0 else lanczos.ritz(block)
-        values = np.append(theta[top], theta_b[-1])
-        last = np.append(s[m - 1, top], s_b[-1, -1])
-        floor = 1e-8 * np.max(np.abs(theta))
-        converged = bool(np.all(np.abs(beta * last) <= tol * np.maximum(np.abs(values), floor)))
-        if converged:
-            break
-    basis = np.stack(lanczos.basis[:m], axis=1)
-    return theta[top], basis @ s[:, top], converged
-
-
-def _power_top(operator, k, tol, max_iterations, rng):
-    """PyHessian's power iteration with deflation, shifted when the dominant value is negative."""
-    values, vectors, all_converged = [], [], True
-
-    def iterate(shift):
-        v = rng.standard_normal(operator.num_parameters)
-        previous, converged = None, False
-        for _ in range(max_iterations):
-            for u in vectors:  # deflation: stay orthogonal to the eigenvectors found
-                v = v - (u @ v) * u
-            v = v / np.linalg.norm(v)
-            hv = operator.matvec(v) - shift * v
-            value = float(v @ hv)
-            v = hv / max(np.linalg.norm(hv), 1e-300)
-            if previous is not None and abs(value - previous) < tol * (abs(previous) + 1e-12):
-                converged = True
-                break
-            previous = value
-        return value + shift, v, converged
-
-    for _ in range(k):
-        value, vector, converged = iterate(0.0)
-        if value < 0:  # the dominant one is the most negative: iterate on H - value·I
-            value, vector, converged = iterate(value)
-        for u in vectors:
-            vector = vector - (u @ vector) * u
-        values.append(value)
-        vectors.append(vector / np.linalg.norm(vector))
-        all_converged = all_converged and converged
-    order = np.argsort(values)[::-1]
-    return np.asarray(values)[order], np.stack(vectors, axis=1)[:, order], all_converged
-
-
 def _operator(model, loss, data, hvp, include_regularization, batch_size) -> HessianOperator:
     return HessianOperator(
         model,
@@ -627,7 +524,10 @@ def top_eigenvalues(
             value θ has residual bound ``|β_m s_m| < tol·|θ|``. Costs one product per step,
             typically a few tens of steps (never more than P), plus ``8·m·P`` bytes of host
             memory for m steps; on a breakdown (an invariant Krylov space) it restarts in the
-            orthogonal complement, so repeated eigenvalues are found too. ``"power"``:
+            orthogonal complement. A single Krylov space holds one copy of a repeated
+            eigenvalue: further copies are found only after such a breakdown, so a top-k
+            with a repeated eigenvalue can skip its copies (power iteration finds them).
+            ``"power"``:
             PyHessian's power iteration (Rayleigh quotient, stop when it changes by less than
             ``tol`` relatively), one eigenvalue at a time with deflation against those found.
             Costs one product per iteration, usually hundreds in all for k = 5 at the same
