@@ -89,9 +89,9 @@ class HessianOperator:
         data: ``(x, y)`` arrays, batched here, or a batched ``tf.data.Dataset`` of ``(x, y)``
             (finite, and the same samples on every pass).
         hvp: ``"forward_over_reverse"`` (a ``tf.autodiff.ForwardAccumulator`` around a
-            ``GradientTape``: one gradient pushed forward, about 2-3× a gradient's cost) or
-            ``"reverse_over_reverse"`` (the gradient of ``<∇L, v>``: a second backward pass,
-            about 3-4× a gradient, more memory). They agree to float tolerance.
+            ``GradientTape``: one gradient pushed forward) or ``"reverse_over_reverse"`` (the
+            gradient of ``<∇L, v>``: a second backward pass, more memory). Both cost about 2
+            gradients on an MNIST-1D MLP (BENCHMARKS.md); they agree to float tolerance.
             Defaults to `"forward_over_reverse"`.
         include_regularization: add ``model.losses`` to the loss. Defaults to `True`.
         batch_size: batch size for ``(x, y)`` arrays (ignored for a dataset). Defaults to
