@@ -31,6 +31,16 @@ def losses_option(help_text: str):
     return click.option("--loss", "loss_specs", type=LossSpec(), multiple=True, help=help_text)
 
 
+def loss_step_option(function):
+    return click.option(
+        "--loss-step",
+        type=click.IntRange(min=0),
+        default=None,
+        help="The training step at which to evaluate a dynamical (step-aware) loss, such as "
+        "cyclic_class_emphasis. Defaults to 0.",
+    )(function)
+
+
 def examples_options(function):
     """--dataset, --split, --samples, --seed, --data-dir."""
     options = [
@@ -118,19 +128,36 @@ def load_examples(
     return x[order], y[order], data.num_classes
 
 
-def resolve_losses(specs: Sequence[str], model=None) -> dict[str, object]:
-    """label -> loss: the given specs (read as taking logits), else the model's compiled loss."""
+def resolve_losses(
+    specs: Sequence[str], model=None, loss_step: int | None = None
+) -> dict[str, object]:
+    """label -> loss: the given specs (read as taking logits), else the model's compiled loss.
+
+    A step-aware loss has its step set to ``loss_step``; giving a step when no loss is
+    step-aware is a usage error.
+    """
     quiet_tensorflow()
     from metaloss import losses
 
     if specs:
-        return {spec: losses.get(spec, from_logits=True) for spec in specs}
-    compiled = getattr(model, "loss", None) if model is not None else None
-    if compiled is None:
-        raise click.UsageError(
-            "The model was saved without a compiled loss: pass one or more --loss."
-        )
-    return {f"{getattr(compiled, 'name', 'compiled loss')} (compiled)": compiled}
+        resolved = {spec: losses.get(spec, from_logits=True) for spec in specs}
+    else:
+        compiled = getattr(model, "loss", None) if model is not None else None
+        if compiled is None:
+            raise click.UsageError(
+                "The model was saved without a compiled loss: pass one or more --loss."
+            )
+        resolved = {f"{getattr(compiled, 'name', 'compiled loss')} (compiled)": compiled}
+    if loss_step is not None:
+        steps = [losses.loss_step_variable(loss) for loss in resolved.values()]
+        if not any(step is not None for step in steps):
+            raise click.BadParameter(
+                "no loss here depends on the training step", param_hint="--loss-step"
+            )
+        for step in steps:
+            if step is not None:
+                step.assign(loss_step)
+    return resolved
 
 
 def labels_for(loss, ids: np.ndarray, num_classes: int) -> np.ndarray:

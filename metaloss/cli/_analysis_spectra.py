@@ -14,6 +14,7 @@ from metaloss.cli._analysis_inputs import (
     labels_for,
     load_examples,
     load_model,
+    loss_step_option,
     losses_option,
     model_option,
     note,
@@ -37,6 +38,7 @@ def _with_progress(operator, label: str, length: int, compute):
 @model_option()
 @examples_options
 @losses_option("The training loss (repeatable). Defaults to the model's own.")
+@loss_step_option
 @click.option(
     "--samples", type=click.IntRange(min=1), default=512, show_default=True,
     help="Examples the loss averages over.",
@@ -65,7 +67,7 @@ def _with_progress(operator, label: str, length: int, compute):
 )  # fmt: skip
 @output_options
 def hessian(
-    model_path, dataset, split, seed, data_dir, loss_specs, samples, top_k, method, tol,
+    model_path, dataset, split, seed, data_dir, loss_specs, loss_step, samples, top_k, method, tol,
     max_iterations, trace_samples, density_steps, as_json, plot_path,
 ):  # fmt: skip
     """Top eigenvalues, trace and spectral density of the training loss's Hessian.
@@ -81,7 +83,7 @@ def hessian(
 
     model = load_model(model_path)
     x, y, num_classes = load_examples(dataset, split, samples, seed, data_dir, model)
-    losses = resolve_losses(loss_specs, model)
+    losses = resolve_losses(loss_specs, model, loss_step)
     if plot_path and not density_steps:
         density_steps = 80
     payload, rows, densities = {"samples": len(x), "split": split, "losses": {}}, [], {}

@@ -11,6 +11,7 @@ from metaloss.cli._analysis_inputs import (
     examples_options,
     load_examples,
     load_model,
+    loss_step_option,
     losses_option,
     model_option,
     note,
@@ -122,12 +123,15 @@ def invariant(loss_specs, num_classes, as_json):
 @model_option()
 @examples_options
 @losses_option("A loss whose flow is measured (repeatable). Defaults to the model's own.")
+@loss_step_option
 @click.option(
     "--samples", type=click.IntRange(min=1), default=1000, show_default=True,
     help="How many examples to measure.",
 )  # fmt: skip
 @output_options
-def attraction(model_path, dataset, split, seed, data_dir, loss_specs, samples, as_json, plot_path):
+def attraction(
+    model_path, dataset, split, seed, data_dir, loss_specs, loss_step, samples, as_json, plot_path
+):
     """Which samples each loss pulls toward zero training error, and which it pushes away.
 
     Per sample, dH/dt: the rate of change of the output entropy under the loss's gradient flow
@@ -142,7 +146,7 @@ def attraction(model_path, dataset, split, seed, data_dir, loss_specs, samples, 
 
     model = load_model(model_path)
     x, y, _ = load_examples(dataset, split, samples, seed, data_dir, model)
-    losses = resolve_losses(loss_specs, model)
+    losses = resolve_losses(loss_specs, model, loss_step)
     payload, rows, curves = {"samples": len(x), "split": split, "losses": {}}, [], {}
     logits = None
     for label, loss in losses.items():

@@ -127,3 +127,18 @@ def test_ntk_summary_and_spectrum(saved_model, tmp_path):
     assert plot.read_bytes()[:8] == PNG_MAGIC
     full = stdout_json(invoke("ntk", "--model", path, "--samples", 4, "--full", "--json"))
     assert full["size"] == 40 and full["traced"] is False
+
+
+def test_a_dynamical_loss_is_evaluated_at_the_given_step(saved_model):
+    path, _ = saved_model
+    cyclic = "cyclic:num_classes=10,period=100,amplitude=50"
+    args = ("hessian", "--model", path, "--samples", 32, "--loss", cyclic, "--json")
+    # Step 0 weighs every class equally (plain cross-entropy); step 50 emphasises class 0 at A.
+    plain = stdout_json(invoke(*args, "--loss-step", 0))["losses"][cyclic]["eigenvalues"][0]
+    tilted = stdout_json(invoke(*args, "--loss-step", 50))["losses"][cyclic]["eigenvalues"][0]
+    same_as_ce = stdout_json(invoke("hessian", "--model", path, "--samples", 32, "--json"))
+    ce = same_as_ce["losses"]["categorical_crossentropy (compiled)"]["eigenvalues"][0]
+    np.testing.assert_allclose(plain, ce, rtol=1e-3)
+    assert abs(tilted - plain) > 1e-3 * plain
+    result = invoke("hessian", "--model", path, "--loss", "baikal", "--loss-step", 3)
+    assert result.exit_code == 2 and "--loss-step" in result.output
