@@ -16,10 +16,15 @@ def pyplot():
 
 
 def save(fig, path: str | Path) -> Path:
-    """Writes ``fig`` to the PNG ``path`` atomically (a partial file, then a rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name("partial." + path.name)
-    fig.savefig(partial, dpi=120, bbox_inches="tight")
-    partial.replace(path)
-    return path
+    """Writes ``fig`` to the PNG ``path`` atomically (a partial file, then a rename), closes it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name("partial." + path.name)
+        fig.savefig(partial, dpi=120, bbox_inches="tight")
+        partial.replace(path)
+        return path
+    finally:
+        plt.close(fig)

@@ -76,10 +76,7 @@ def plot_attraction(summaries: Mapping[str, Mapping], path: str | Path, *, title
         if summaries:
             axis.legend(fontsize="small")
     fig.suptitle(title)
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return _save(fig, path)
 
 
 def plot_attraction_by_confidence(
@@ -125,10 +122,7 @@ def plot_attraction_by_confidence(
     if named:
         axis.legend(fontsize="small")
     axis.set_title(title)
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return _save(fig, path)
 
 
 def plot_eigenvalue_trajectories(
@@ -203,10 +197,7 @@ def plot_eigenvalue_trajectories(
         if records:
             axis.legend(fontsize="small")
     fig.suptitle(title)
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return _save(fig, path)
 
 
 def plot_ntk_spectrum(
@@ -238,10 +229,7 @@ def plot_ntk_spectrum(
     if named_eigenvalues:
         axis.legend(fontsize="small")
     axis.set_title(title)
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return _save(fig, path)
 
 
 def plot_hessian_density(
@@ -277,7 +265,4 @@ def plot_hessian_density(
     if named_densities:
         axis.legend(fontsize="small")
     axis.set_title(title)
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return _save(fig, path)

@@ -123,10 +123,7 @@ def plot_loss_shapes(
         if curves:
             axis.legend(fontsize="small")
     fig.suptitle(title or "")
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return _save(fig, path)
 
 
 def _path_points(probabilities: Sequence[float], num_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -238,10 +235,7 @@ def plot_gamma_curves(
         if rules:
             axis.legend(fontsize="small")
     fig.suptitle(title or "")
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return _save(fig, path)
 
 
 def plot_cyclic_weights(loss, path: str | Path, *, steps: int | None = None) -> Path:
@@ -307,7 +301,4 @@ def plot_cyclic_weights(loss, path: str | Path, *, steps: int | None = None) -> 
     axis.set_title(f"cyclic class emphasis: period {loss.period}, amplitude {loss.amplitude:g}")
     axis.grid(alpha=0.3)
     axis.legend(fontsize="small", ncol=min(loss.num_classes, 5))
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return _save(fig, path)

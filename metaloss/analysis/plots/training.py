@@ -36,10 +36,7 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | Path, title
         axis.grid(alpha=0.3)
         axis.legend()
     fig.suptitle(title)
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return _save(fig, path)
 
 
 def plot_comparison(
@@ -70,10 +67,7 @@ def plot_comparison(
     axis.grid(alpha=0.3)
     axis.legend()
     axis.set_title(title)
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return _save(fig, path)
 
 
 def _generation_score(record: Mapping, kind: str) -> float:
@@ -154,7 +148,4 @@ def plot_search_progress(
     axis.set_ylabel("validation accuracy")
     axis.grid(alpha=0.3)
     axis.set_title(title or "")
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return _save(fig, path)
