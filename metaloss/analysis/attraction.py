@@ -19,7 +19,7 @@ import numpy as np
 
 from metaloss.losses._base import invalid_value
 
-__all__ = ["AttractionTracker", "attraction", "pushed_away"]
+__all__ = ["AttractionTracker", "attraction", "labels_for", "pushed_away"]
 
 # A sample is pushed away when the cosine between the entropy gradient and the flow exceeds
 # this: it keeps float64 round-off (≈1e-16 relative) from counting as a push.
@@ -33,8 +33,17 @@ def _loss_reads_logits(loss, from_logits: bool | None) -> bool:
     return bool(getattr(loss, "from_logits", config.get("from_logits", False)))
 
 
-def _labels_for(loss, labels: np.ndarray, num_classes: int):
-    """One-hot labels, except for Keras's sparse cross-entropy, which wants class ids."""
+def labels_for(loss, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Labels as ``loss`` wants them: class ids for Keras's sparse cross-entropy, one-hot else.
+
+    Args:
+        loss: the loss the labels are for.
+        labels: class ids ``(N,)`` or one-hot labels ``(N, C)``.
+        num_classes: ``C``.
+
+    Returns:
+        Class ids ``(N,)`` or float64 one-hot labels ``(N, C)``.
+    """
     if labels.ndim == 2 and labels.shape[-1] == num_classes:
         if isinstance(loss, keras.losses.SparseCategoricalCrossentropy):
             return np.argmax(labels, axis=-1)
@@ -70,7 +79,7 @@ def _flow_terms(loss, z: np.ndarray, labels: np.ndarray, from_logits: bool | Non
     loss = get(loss)
     reads_logits = _loss_reads_logits(loss, from_logits)
     per_sample = loss.call if hasattr(loss, "call") and hasattr(loss, "get_config") else loss
-    targets = tf.constant(_labels_for(loss, labels, z.shape[1]))
+    targets = tf.constant(labels_for(loss, labels, z.shape[1]))
     logits = tf.constant(z)
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(logits)

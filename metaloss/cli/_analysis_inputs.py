@@ -160,15 +160,6 @@ def resolve_losses(
     return resolved
 
 
-def labels_for(loss, ids: np.ndarray, num_classes: int) -> np.ndarray:
-    """Class ids for Keras's sparse cross-entropy, one-hot labels for every other loss."""
-    import keras
-
-    if isinstance(loss, keras.losses.SparseCategoricalCrossentropy):
-        return ids
-    return np.eye(num_classes, dtype=np.float32)[ids]
-
-
 def emit(payload: dict, as_json: bool, headers: Sequence[str], rows: Sequence[Sequence]) -> None:
     """Prints ``payload`` as JSON, or the table of ``rows``."""
     if as_json:

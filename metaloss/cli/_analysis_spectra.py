@@ -11,7 +11,6 @@ import numpy as np
 from metaloss.cli._analysis_inputs import (
     emit,
     examples_options,
-    labels_for,
     load_examples,
     load_model,
     loss_step_option,
@@ -78,6 +77,7 @@ def hessian(
     Example: metaloss analyze hessian --model runs/x/model.keras --top-k 5 --trace-samples 50
     """
     quiet_tensorflow()
+    from metaloss.analysis.attraction import labels_for
     from metaloss.analysis.hessian import HessianOperator
     from metaloss.analysis.plots import plot_hessian_density
 
