@@ -19,12 +19,14 @@ from metaloss.losses._base import invalid_value, loss_step_variable
 from metaloss.losses._spec import parse_spec
 from metaloss.losses.baikal import Baikal, baikal
 from metaloss.losses.cyclic import CyclicClassEmphasis, cyclic_class_emphasis, cyclic_weights
+from metaloss.losses.learned import LearnedLoss, learned_loss, smooth_leaky_relu
 from metaloss.losses.taylor_glo import REFERENCE_CODE_EXAMPLE, TaylorGLO, taylor_glo
 
 __all__ = [
     "REFERENCE_CODE_EXAMPLE",
     "Baikal",
     "CyclicClassEmphasis",
+    "LearnedLoss",
     "TaylorGLO",
     "baikal",
     "catalog",
@@ -32,9 +34,11 @@ __all__ = [
     "cyclic_weights",
     "deserialize",
     "get",
+    "learned_loss",
     "loss_step_variable",
     "save",
     "serialize",
+    "smooth_leaky_relu",
     "taylor_glo",
 ]
 
@@ -78,6 +82,11 @@ _ZOO: dict[str, tuple[Callable[..., keras.losses.Loss], str]] = {
         "Dynamical loss emphasising one class per period (arXiv 2102.03793); needs "
         "num_classes, period, amplitude.",
     ),
+    "learned_loss": (
+        LearnedLoss,
+        "AdaLFL/ML3 learned loss network (2×40, smooth leaky ReLU); a fresh one is random: "
+        "learn it with `metaloss online` (arXiv 2301.13247).",
+    ),
 }
 _ALIASES = {
     "ce": "cross_entropy",
@@ -87,6 +96,8 @@ _ALIASES = {
     "mean_squared_error": "mse",
     "taylorglo": "taylor_glo",
     "cyclic": "cyclic_class_emphasis",
+    "learned": "learned_loss",
+    "adalfl": "learned_loss",
 }
 
 

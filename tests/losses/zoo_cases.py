@@ -10,11 +10,12 @@ CONSTRUCTION = {
     "taylor_glo": {"theta": THETA},
     "taylor_glo_reference": {},
     "cyclic_class_emphasis": {"num_classes": 4, "period": 6, "amplitude": 3.0},
+    "learned_loss": {"seed": 3},
 }
 # Keras losses that take only class ids (the zoo's own accept both formats).
 SPARSE_ONLY = {"sparse_cross_entropy"}
 # The zoo's own classes, which promise one-hot *and* sparse labels, sample weights, dtypes...
-METALOSS = ["baikal", "taylor_glo", "taylor_glo_reference", "cyclic_class_emphasis"]
+METALOSS = ["baikal", "taylor_glo", "taylor_glo_reference", "cyclic_class_emphasis", "learned_loss"]
 
 
 def spec(name: str) -> str:
