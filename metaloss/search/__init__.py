@@ -1,4 +1,4 @@
-"""Loss-function search: TaylorGLO evolution with a CMA-ES KerasTuner oracle.
+"""Loss-function search: TaylorGLO evolution with a CMA-ES KerasTuner oracle, and AdaLFL.
 
 ```python
 task = metaloss.search.SearchTask("mnist1d", "mlp", epochs=5)
@@ -6,22 +6,30 @@ search = metaloss.search.TaylorGLOSearch(task, generations=4, population_size=8,
                                          directory="runs/search")
 search.search()
 search.best_loss()          # a metaloss.losses.TaylorGLO
+
+result = metaloss.search.online_fit(model, data.train, epochs=10, init_steps=500)   # AdaLFL
+result.loss                 # a metaloss.losses.LearnedLoss
 ```
 """
 
 from metaloss.search.evaluate import CandidateResult, EarlyAbort, SearchTask, evaluate_candidates
+from metaloss.search.online import AdaLFL, OnlineResult, Snapshot, online_fit
 from metaloss.search.oracle import CMAESOracle
 from metaloss.search.spaces import LossSpace, TaylorGLOInvariant, TaylorGLOSpace
 from metaloss.search.tuner import TaylorGLOSearch
 
 __all__ = [
+    "AdaLFL",
     "CMAESOracle",
     "CandidateResult",
     "EarlyAbort",
     "LossSpace",
+    "OnlineResult",
     "SearchTask",
+    "Snapshot",
     "TaylorGLOInvariant",
     "TaylorGLOSearch",
     "TaylorGLOSpace",
     "evaluate_candidates",
+    "online_fit",
 ]

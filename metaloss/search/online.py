@@ -1,0 +1,540 @@
+"""AdaLFL: a learned loss network updated online, after every step of the base model.
+
+Two compiled steps, both built on :class:`metaloss.training.Trainer`:
+
+- the offline initialisation (ML3-style), repeated ``S_init`` times: reset the base weights θ,
+  take one inner step ``θ' = θ - α ∇_θ M_φ(y, f_θ(x))``, evaluate the meta-objective
+  ``L_T(y', f_θ'(x'))`` on another batch and update φ by its gradient;
+- the online phase, every base step t: ``θ_{t+1} = U(θ_t, ∇_θ M_{φ_t}(y, f_{θ_t}(x)))`` with the
+  base optimizer's update U, then ``φ_{t+1} = φ_t - η ∇_φ L_T(y', f_{θ_{t+1}}(x'))`` on a fresh
+  batch: one-step unrolled differentiation through that very update.
+
+``L_T`` is cross-entropy (classification) or squared error (regression). The unrolled update is
+:func:`metaloss.search._unrolled.unrolled_step` (SGD with momentum/Nesterov, Adam, AdamW); the
+model at θ' is evaluated with Keras's ``stateless_call``.
+
+References:
+    Raymond, Chen, Xue, Zhang, *Online Loss Function Learning*, arXiv 2301.13247;
+    Bechtle et al., *Meta-Learning via Learned Loss*, arXiv 1906.05374.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import keras
+import tensorflow as tf
+
+from metaloss.losses import LearnedLoss
+from metaloss.losses._base import invalid_value, one_hot_labels
+from metaloss.search._unrolled import check_unrollable, unrolled_step
+from metaloss.training.schedules import make_optimizer
+from metaloss.training.trainer import FitResult, Trainer
+
+__all__ = ["AdaLFL", "OnlineResult", "Snapshot", "online_fit"]
+
+_RESETS = ("shuffle", "initial")
+
+
+@dataclass
+class Snapshot:
+    """The learned loss at one point of training: ``step`` base steps after initialisation."""
+
+    step: int
+    epoch: int
+    config: dict
+
+    def loss(self) -> LearnedLoss:
+        """The learned loss of this snapshot, rebuilt from its config."""
+        return LearnedLoss.from_config(self.config)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class OnlineResult(FitResult):
+    """What :func:`online_fit` did: the online phase's :class:`FitResult` fields, plus:
+
+    Attributes:
+        initialization: the offline phase's result (``history["meta_loss"]`` per step), or
+            `None` when ``init_steps=0``.
+        snapshots: the learned loss at the chosen steps; after a non-finite step the last one is
+            the last finite network.
+        loss: the learned loss at the end (the last finite one if the run diverged).
+    """
+
+    initialization: FitResult | None = None
+    snapshots: list[Snapshot] = field(default_factory=list)
+    loss: LearnedLoss | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            **{k: v for k, v in asdict(self).items() if k not in ("loss", "initialization")},
+            "initialization": None
+            if self.initialization is None
+            else self.initialization.to_dict(),
+            "loss": None if self.loss is None else self.loss.get_config(),
+        }
+
+
+def _meta_objective(name, from_logits):
+    if callable(name) and not isinstance(name, str):
+        return name
+    if name == "cross_entropy":
+
+        def cross_entropy(y_true, y_pred):
+            labels = one_hot_labels(y_true, y_pred)
+            return keras.ops.mean(
+                keras.ops.categorical_crossentropy(labels, y_pred, from_logits=from_logits)
+            )
+
+        return cross_entropy
+    if name == "mse":
+        return lambda y_true, y_pred: keras.ops.mean(
+            keras.ops.square(
+                keras.ops.reshape(keras.ops.cast(y_true, y_pred.dtype), y_pred.shape) - y_pred
+            )
+        )
+    raise invalid_value("meta_objective", "'cross_entropy', 'mse' or a callable", name)
+
+
+class AdaLFL(Trainer):
+    """Trains a model with a learned loss that is itself updated after every step.
+
+    ``fit`` is :meth:`Trainer.fit` (epochs/steps, validation, callbacks, progress bar, a
+    ``"diverged"`` status) with the online step of AdaLFL; :meth:`initialize` runs the offline
+    phase first. ``history`` gains ``meta_loss``, the mean meta-objective of the epoch.
+
+    Args:
+        model: a Keras model (outputs logits unless ``from_logits=False``).
+        loss: the :class:`~metaloss.losses.LearnedLoss` to learn. Defaults to `None`: a new one
+            (2×40, seeded with ``seed``) reading logits.
+        optimizer: the base optimizer, SGD or Adam (see :func:`check_unrollable`), or
+            "sgd"/"adam". Defaults to `"sgd"`.
+        meta_optimizer: updates the loss network. Defaults to `None`: Adam with learning rate
+            1e-3, as in the paper.
+        meta_objective: ``L_T``: `"cross_entropy"`, `"mse"` or a callable of
+            ``(y_true, y_pred)``. Defaults to `None`: from the loss's ``task``.
+        reset: the offline phase's reset of θ: `"shuffle"` permutes the entries of each initial
+            weight tensor at random (a fresh draw from the same distribution for the i.i.d.
+            initialisers every metaloss model uses) or `"initial"` (always the model's initial
+            weights). Defaults to `"shuffle"`.
+        seed: seeds the default loss network and the offline resets. Defaults to `None`.
+        jit_compile: XLA-compile the steps. Defaults to `None`.
+        run_eagerly: run the steps eagerly, for debugging. Defaults to `False`.
+        from_logits: whether the model outputs logits. Defaults to `True`.
+
+    Example:
+
+    ```python
+    data = metaloss.data.load("mnist1d")
+    model = metaloss.models.get("mlp", data.input_shape, data.num_classes)
+    adalfl = AdaLFL(model, optimizer=keras.optimizers.SGD(0.01, momentum=0.9), seed=0)
+    adalfl.initialize(data.train, steps=500)
+    result = adalfl.fit(data.train, epochs=10, validation=data.validation)
+    adalfl.loss                       # the learned loss, a LearnedLoss
+    ```
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        loss: LearnedLoss | None = None,
+        optimizer="sgd",
+        *,
+        meta_optimizer=None,
+        meta_objective=None,
+        reset: str = "shuffle",
+        seed: int | None = None,
+        jit_compile: bool | None = None,
+        run_eagerly: bool = False,
+        from_logits: bool = True,
+    ) -> None:
+        loss = LearnedLoss(seed=seed, from_logits=from_logits) if loss is None else loss
+        if not isinstance(loss, LearnedLoss):
+            raise invalid_value("loss", "a metaloss.losses.LearnedLoss", loss)
+        if reset not in _RESETS:
+            raise invalid_value("reset", f"one of {list(_RESETS)}", reset)
+        optimizer = make_optimizer(optimizer) if isinstance(optimizer, str) else optimizer
+        check_unrollable(optimizer)
+        super().__init__(model, loss, optimizer, jit_compile=jit_compile, run_eagerly=run_eagerly)
+        default_objective = "mse" if loss.task == "regression" else "cross_entropy"
+        self._objective = _meta_objective(meta_objective or default_objective, from_logits)
+        self.meta_optimizer = (
+            keras.optimizers.Adam(1e-3) if meta_optimizer is None else meta_optimizer
+        )
+        if not isinstance(self.meta_optimizer, keras.optimizers.Optimizer):
+            raise invalid_value("meta_optimizer", "a keras optimizer or None", meta_optimizer)
+        self.meta_optimizer.build(self._phi)
+        self._reset = reset
+        self._seed = 0 if seed is None else int(seed)
+        self._previous_phi = [tf.Variable(v.value, trainable=False) for v in self._phi]
+        self._initial_theta = [
+            tf.Variable(v.value, trainable=False) for v in model.trainable_variables
+        ]
+        self._meta_totals = [tf.Variable(0.0, trainable=False, dtype=tf.float64) for _ in range(2)]
+        self._offline_steps = tf.Variable(0, trainable=False, dtype=tf.int64)
+        self._offline_step = self._compile(self._offline_step_fn, jit_compile, run_eagerly)
+
+    @property
+    def _phi(self) -> list:
+        return self.loss.trainable_variables
+
+    # The meta-gradient -----------------------------------------------------------------------
+
+    def _unrolled(self, theta, batch, meta_batch, *, fresh):
+        """The base step from ``theta`` and the meta-objective after it, differentiable in φ.
+
+        Returns ``(base_loss, predictions, non_trainable, gradients, meta_loss)``: ``M_φ(y,
+        f_θ(x))`` plus ``model.losses``, the model's outputs and updated non-trainable state
+        (BatchNorm statistics), ``∇_θ`` of the base loss, and ``L_T(y', f_θ'(x'))`` with
+        ``θ' =`` :func:`unrolled_step`.
+        """
+        (x, y), (x_meta, y_meta) = batch, meta_batch
+        model = self.model
+        non_trainable = [v.value for v in model.non_trainable_variables]
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(theta)
+            y_pred, non_trainable, regularization = model.stateless_call(
+                theta, non_trainable, x, training=True, return_losses=True
+            )
+            base_loss = tf.reduce_mean(self.loss(y, y_pred))
+            if regularization:
+                base_loss = base_loss + tf.add_n(regularization)
+        gradients = tape.gradient(base_loss, theta)
+        new_theta = unrolled_step(
+            self.optimizer, theta, gradients, model.trainable_variables, fresh=fresh
+        )
+        meta_pred, _ = model.stateless_call(new_theta, non_trainable, x_meta, training=True)
+        return base_loss, y_pred, non_trainable, gradients, self._objective(y_meta, meta_pred)
+
+    def _differentiate(self, theta, batch, meta_batch, *, fresh):
+        """``_unrolled`` plus ``∇_φ`` of the meta-objective and whether everything is finite."""
+        with tf.GradientTape(watch_accessed_variables=False) as meta_tape:
+            phi = [v.value for v in self._phi]  # the tf.Variables behind Keras's variables
+            meta_tape.watch(phi)
+            base_loss, y_pred, non_trainable, gradients, meta_loss = self._unrolled(
+                theta, batch, meta_batch, fresh=fresh
+            )
+        meta_gradients = meta_tape.gradient(meta_loss, phi)
+        finite = _all_finite([base_loss, meta_loss, *gradients, *meta_gradients])
+        return base_loss, y_pred, non_trainable, gradients, meta_loss, meta_gradients, finite
+
+    def meta_gradient(self, x, y, x_meta, y_meta) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        """``∇_φ L_T(y', f_θ'(x'))`` at the model's current weights, changing nothing.
+
+        ``θ' = U(θ, ∇_θ M_φ(y, f_θ(x)))`` is the base optimizer's next step from its current
+        state, exactly the update :meth:`fit` takes.
+
+        Returns:
+            The meta-objective (a scalar) and one gradient per loss-network variable.
+        """
+        theta = [tf.convert_to_tensor(v) for v in self.model.trainable_variables]
+        outputs = self._differentiate(theta, (x, y), (x_meta, y_meta), fresh=False)
+        return outputs[4], outputs[5]
+
+    def _update_phi(self, meta_gradients, finite) -> None:
+        """Keeps φ aside when its step was finite, then applies the meta-optimizer."""
+        for previous, current in zip(self._previous_phi, self._phi, strict=True):
+            previous.assign(tf.where(finite, current, previous))
+        self.meta_optimizer.apply_gradients(
+            zip(_masked(meta_gradients, finite), self._phi, strict=True)
+        )
+
+    # Compiled steps --------------------------------------------------------------------------
+
+    def _replica_train(self, batch, meta_batch):
+        """One online step: the base update with ``M_φ``, and the meta update of φ through it.
+
+        A non-finite loss, meta-objective or gradient changes nothing and stops the loop.
+        """
+        variables = self.model.trainable_variables
+        theta = [tf.convert_to_tensor(v) for v in variables]
+        base_loss, y_pred, non_trainable, gradients, meta_loss, meta_gradients, finite = (
+            self._differentiate(theta, batch, meta_batch, fresh=False)
+        )
+        for variable, value in zip(self.model.non_trainable_variables, non_trainable, strict=True):
+            variable.assign(tf.where(finite, value, variable))
+        self.optimizer.apply_gradients(zip(_masked(gradients, finite), variables, strict=True))
+        self._update_phi(meta_gradients, finite)
+        self._meta_totals[0].assign_add(tf.cast(meta_loss, tf.float64))
+        self._meta_totals[1].assign_add(1.0)
+        return [
+            *self._batch_totals(base_loss, batch[1], y_pred),
+            tf.cast(tf.logical_not(finite), tf.float64),
+        ]
+
+    def _offline_step_fn(self, batch, meta_batch):
+        """One ML3-style step: reset θ, one inner step from a fresh optimizer, update φ."""
+        self._offline_steps.assign_add(1)
+        theta = [self._reset_value(v, index) for index, v in enumerate(self._initial_theta)]
+        *_, meta_loss, meta_gradients, finite = self._differentiate(
+            theta, batch, meta_batch, fresh=True
+        )
+        self._update_phi(meta_gradients, finite)
+        return meta_loss, finite
+
+    def _reset_value(self, initial, index):
+        if self._reset == "initial":
+            return tf.convert_to_tensor(initial)
+        seed = tf.stack([tf.constant(self._seed * 1009 + index, tf.int64), self._offline_steps])
+        flat = tf.random.experimental.stateless_shuffle(tf.reshape(initial, [-1]), seed=seed)
+        return tf.reshape(flat, tf.shape(initial))
+
+    # Totals: the epoch's mean meta-objective joins the loss and accuracy ----------------------
+
+    def _reset_totals(self) -> None:
+        super()._reset_totals()
+        for total in self._meta_totals:
+            total.assign(0.0)
+
+    def _read_totals(self) -> dict[str, float]:
+        totals = super()._read_totals()
+        meta_sum, count = (float(t.numpy()) for t in self._meta_totals)
+        if count:
+            totals["meta_loss"] = meta_sum / count
+        return totals
+
+    # Loops -----------------------------------------------------------------------------------
+
+    def initialize(
+        self,
+        train: tf.data.Dataset,
+        steps: int,
+        *,
+        meta_data: tf.data.Dataset | None = None,
+        verbose: str | int = "auto",
+    ) -> FitResult:
+        """The offline phase: ``steps`` ML3-style updates of φ from reset base weights.
+
+        The base weights are those of the model now (its initialisation); each step resets θ
+        (see ``reset``), takes one step of a fresh base optimizer on a training batch with
+        ``M_φ`` and updates φ by the meta-gradient of ``L_T`` on the next batch of
+        ``meta_data``. The model itself does not change.
+
+        Args:
+            train: batched ``(x, y)``, repeated as needed.
+            steps: ``S_init`` (the paper uses 2500), a positive integer.
+            meta_data: batches for ``L_T``. Defaults to `None`: ``train``, one batch ahead.
+            verbose: "auto", 0 or 1 (a progress bar). Defaults to `"auto"`.
+
+        Returns:
+            A :class:`FitResult` with ``history["meta_loss"]`` (one value per step) and status
+            ``"completed"`` or ``"diverged"`` (φ is then restored to its last finite value).
+        """
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise invalid_value("steps", "a positive integer", steps)
+        verbose = (1 if sys.stdout.isatty() else 0) if verbose == "auto" else int(verbose)
+        start = time.perf_counter()
+        for initial, variable in zip(
+            self._initial_theta, self.model.trainable_variables, strict=True
+        ):
+            initial.assign(variable.value)
+        stream = iter(_with_meta_batches(train.repeat(), meta_data))
+        progress = keras.utils.Progbar(steps, verbose=1) if verbose == 1 else None
+        result = FitResult(history={"meta_loss": []})
+        for step in range(steps):
+            meta_loss, finite = self._offline_step(*next(stream))
+            if not bool(finite):
+                self._restore_phi()
+                result.status = "diverged"
+                result.message = (
+                    f"initialisation stopped at step {step + 1}: the learned loss or the "
+                    "meta-objective became non-finite; the loss network is its last finite one"
+                )
+                break
+            result.history["meta_loss"].append(float(meta_loss))
+            result.steps = step + 1
+            if progress is not None:
+                progress.update(step + 1, [("meta_loss", float(meta_loss))])
+        if result.status == "completed":
+            result.message = f"completed {result.steps} initialisation steps"
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def fit(
+        self,
+        train: tf.data.Dataset,
+        *,
+        epochs: int | None = None,
+        steps: int | None = None,
+        validation: tf.data.Dataset | None = None,
+        callbacks: list[keras.callbacks.Callback] | None = None,
+        verbose: str | int = "auto",
+        meta_data: tf.data.Dataset | None = None,
+        snapshot_steps: Sequence[int] | None = None,
+    ) -> OnlineResult:
+        """The online phase: :meth:`Trainer.fit` with AdaLFL's step (see the class).
+
+        Args:
+            train, epochs, steps, validation, callbacks, verbose: as in :meth:`Trainer.fit`.
+            meta_data: batches for ``L_T``. Defaults to `None`: ``train``, one batch ahead, so
+                the meta-objective always sees a different batch than the base step.
+            snapshot_steps: base steps at which to keep the learned loss (0 = before the first
+                step). Defaults to `None`: step 0 and the end of every epoch.
+
+        Returns:
+            An :class:`OnlineResult` (``initialization`` is left `None`; :func:`online_fit`
+            fills it).
+        """
+        recorder = _SnapshotRecorder(self, snapshot_steps)
+        stream = _with_meta_batches(train, meta_data)
+        fit = super().fit(
+            stream,
+            epochs=epochs,
+            steps=steps,
+            validation=validation,
+            callbacks=[*(callbacks or []), recorder],
+            verbose=verbose,
+        )
+        result = OnlineResult(**{k: getattr(fit, k) for k in FitResult.__dataclass_fields__})
+        if result.status == "diverged":
+            self._restore_phi()
+            result.message = (
+                f"training stopped at step {result.steps} (epoch {result.epochs + 1}): the learned "
+                "loss, the meta-objective or a gradient became non-finite; the learned loss is its "
+                "last finite network, kept as the final snapshot"
+            )
+            recorder.record(result.steps - 1, result.epochs)
+        result.snapshots = recorder.snapshots
+        result.loss = LearnedLoss.from_config(self.loss.get_config())
+        return result
+
+    def _restore_phi(self) -> None:
+        for previous, current in zip(self._previous_phi, self._phi, strict=True):
+            current.assign(previous)
+
+
+def _with_meta_batches(train: tf.data.Dataset, meta_data: tf.data.Dataset | None):
+    """``((x, y), (x', y'))`` pairs: every training batch with a batch for the meta-objective.
+
+    Without ``meta_data`` the meta batches are the training stream itself, one batch ahead.
+    """
+    meta = train.repeat().skip(1) if meta_data is None else meta_data.repeat()
+    return tf.data.Dataset.zip(train, meta)
+
+
+def _all_finite(tensors) -> tf.Tensor:
+    return tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in tensors])
+
+
+def _masked(gradients, finite):
+    return [tf.where(finite, g, tf.zeros_like(g)) for g in gradients]
+
+
+class _SnapshotRecorder(keras.callbacks.Callback):
+    """Keeps the learned loss's config at the chosen steps (or at 0 and every epoch's end)."""
+
+    def __init__(self, adalfl: AdaLFL, steps: Sequence[int] | None) -> None:
+        super().__init__()
+        if steps is not None and not all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in steps
+        ):
+            raise invalid_value("snapshot_steps", "a list of integers >= 0", steps)
+        self.adalfl = adalfl
+        self.steps = None if steps is None else set(steps)
+        self.snapshots: list[Snapshot] = []
+        self._epoch = 0
+
+    def record(self, step: int, epoch: int) -> None:
+        if self.snapshots and self.snapshots[-1].step == step:
+            self.snapshots.pop()
+        self.snapshots.append(Snapshot(step, epoch, self.adalfl.loss.get_config()))
+
+    def on_train_begin(self, logs=None) -> None:
+        if self.steps is None or 0 in self.steps:
+            self.record(self.adalfl._steps(), 0)
+
+    def on_epoch_begin(self, epoch, logs=None) -> None:
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None) -> None:
+        if self.steps is not None:
+            step = self.adalfl._steps()
+            if step in self.steps:
+                self.record(step, self._epoch)
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        if self.steps is None:
+            self.record(self.adalfl._steps(), epoch + 1)
+
+
+def online_fit(
+    model: keras.Model,
+    train: tf.data.Dataset,
+    *,
+    epochs: int | None = None,
+    steps: int | None = None,
+    init_steps: int = 0,
+    validation: tf.data.Dataset | None = None,
+    meta_data: tf.data.Dataset | None = None,
+    loss: LearnedLoss | None = None,
+    optimizer="sgd",
+    meta_optimizer=None,
+    meta_objective=None,
+    reset: str = "shuffle",
+    snapshot_steps: Sequence[int] | None = None,
+    callbacks: list[keras.callbacks.Callback] | None = None,
+    seed: int | None = None,
+    jit_compile: bool | None = None,
+    verbose: str | int = "auto",
+) -> OnlineResult:
+    """AdaLFL end to end: ``init_steps`` offline steps, then online training.
+
+    See :class:`AdaLFL` for the arguments it shares; ``init_steps=0`` skips the offline phase
+    (the paper uses 2500). A non-finite offline phase stops before training, with status
+    ``"diverged"``.
+
+    Returns:
+        An :class:`OnlineResult`: history (``loss``, ``accuracy``, ``meta_loss`` and validation
+        metrics per epoch), the offline phase's result, the snapshots and the learned loss.
+
+    Example:
+
+    ```python
+    data = metaloss.data.load("mnist1d")
+    model = metaloss.models.get("mlp", data.input_shape, data.num_classes)
+    result = online_fit(model, data.train, epochs=10, init_steps=200, seed=0,
+                        optimizer=keras.optimizers.SGD(0.01, momentum=0.9))
+    metaloss.losses.save(result.loss, "learned_loss.json")
+    ```
+    """
+    if isinstance(init_steps, bool) or not isinstance(init_steps, int) or init_steps < 0:
+        raise invalid_value("init_steps", "an integer >= 0", init_steps)
+    adalfl = AdaLFL(
+        model,
+        loss,
+        optimizer,
+        meta_optimizer=meta_optimizer,
+        meta_objective=meta_objective,
+        reset=reset,
+        seed=seed,
+        jit_compile=jit_compile,
+    )
+    initialization = None
+    if init_steps:
+        initialization = adalfl.initialize(train, init_steps, meta_data=meta_data, verbose=verbose)
+        if initialization.status == "diverged":
+            return OnlineResult(
+                status="diverged",
+                message=initialization.message,
+                initialization=initialization,
+                snapshots=[Snapshot(0, 0, adalfl.loss.get_config())],
+                loss=LearnedLoss.from_config(adalfl.loss.get_config()),
+            )
+    result = adalfl.fit(
+        train,
+        epochs=epochs,
+        steps=steps,
+        validation=validation,
+        callbacks=callbacks,
+        verbose=verbose,
+        meta_data=meta_data,
+        snapshot_steps=snapshot_steps,
+    )
+    result.initialization = initialization
+    return result
