@@ -31,6 +31,7 @@ from metaloss.analysis.plots import (
     loss_shape,
     plot_comparison,
     plot_history,
+    plot_learned_loss_snapshots,
     plot_loss_shapes,
     plot_search_progress,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "ntk",
     "plot_comparison",
     "plot_history",
+    "plot_learned_loss_snapshots",
     "plot_loss_shapes",
     "plot_search_progress",
     "pushed_away",

@@ -12,6 +12,7 @@ from metaloss import __version__
 from metaloss.cli.analyze import analyze
 from metaloss.cli.catalog import datasets_command, losses_command
 from metaloss.cli.demo import demo
+from metaloss.cli.online import online
 from metaloss.cli.report import report
 from metaloss.cli.search import search
 from metaloss.cli.train import train
@@ -25,13 +26,14 @@ def main():
     """metaloss: loss-function metalearning for Keras 3.
 
     Train with metalearned and dynamical losses (TaylorGLO, Baikal, cyclic class emphasis),
-    search for new ones, compare them with cross-entropy on offline or downloaded datasets,
-    and analyse why they work.
+    search for new ones or learn one online (AdaLFL), compare them with cross-entropy on
+    offline or downloaded datasets, and analyse why they work.
     """
 
 
 main.add_command(train)
 main.add_command(search)
+main.add_command(online)
 main.add_command(demo)
 main.add_command(report)
 main.add_command(analyze)

@@ -404,6 +404,51 @@ class AdaLFL(Trainer):
         result.loss = LearnedLoss.from_config(self.loss.get_config())
         return result
 
+    def run(
+        self,
+        train: tf.data.Dataset,
+        *,
+        init_steps: int = 0,
+        epochs: int | None = None,
+        steps: int | None = None,
+        validation: tf.data.Dataset | None = None,
+        meta_data: tf.data.Dataset | None = None,
+        snapshot_steps: Sequence[int] | None = None,
+        callbacks: list[keras.callbacks.Callback] | None = None,
+        verbose: str | int = "auto",
+    ) -> OnlineResult:
+        """Both phases: :meth:`initialize` for ``init_steps`` (skipped at 0), then :meth:`fit`.
+
+        A non-finite offline phase stops before training, with status ``"diverged"``.
+        """
+        if isinstance(init_steps, bool) or not isinstance(init_steps, int) or init_steps < 0:
+            raise invalid_value("init_steps", "an integer >= 0", init_steps)
+        initialization = None
+        if init_steps:
+            initialization = self.initialize(
+                train, init_steps, meta_data=meta_data, verbose=verbose
+            )
+            if initialization.status == "diverged":
+                return OnlineResult(
+                    status="diverged",
+                    message=initialization.message,
+                    initialization=initialization,
+                    snapshots=[Snapshot(0, 0, self.loss.get_config())],
+                    loss=LearnedLoss.from_config(self.loss.get_config()),
+                )
+        result = self.fit(
+            train,
+            epochs=epochs,
+            steps=steps,
+            validation=validation,
+            callbacks=callbacks,
+            verbose=verbose,
+            meta_data=meta_data,
+            snapshot_steps=snapshot_steps,
+        )
+        result.initialization = initialization
+        return result
+
     def _restore_phi(self) -> None:
         for previous, current in zip(self._previous_phi, self._phi, strict=True):
             current.assign(previous)
@@ -503,8 +548,6 @@ def online_fit(
     metaloss.losses.save(result.loss, "learned_loss.json")
     ```
     """
-    if isinstance(init_steps, bool) or not isinstance(init_steps, int) or init_steps < 0:
-        raise invalid_value("init_steps", "an integer >= 0", init_steps)
     adalfl = AdaLFL(
         model,
         loss,
@@ -515,26 +558,14 @@ def online_fit(
         seed=seed,
         jit_compile=jit_compile,
     )
-    initialization = None
-    if init_steps:
-        initialization = adalfl.initialize(train, init_steps, meta_data=meta_data, verbose=verbose)
-        if initialization.status == "diverged":
-            return OnlineResult(
-                status="diverged",
-                message=initialization.message,
-                initialization=initialization,
-                snapshots=[Snapshot(0, 0, adalfl.loss.get_config())],
-                loss=LearnedLoss.from_config(adalfl.loss.get_config()),
-            )
-    result = adalfl.fit(
+    return adalfl.run(
         train,
+        init_steps=init_steps,
         epochs=epochs,
         steps=steps,
         validation=validation,
-        callbacks=callbacks,
-        verbose=verbose,
         meta_data=meta_data,
         snapshot_steps=snapshot_steps,
+        callbacks=callbacks,
+        verbose=verbose,
     )
-    result.initialization = initialization
-    return result

@@ -1,7 +1,8 @@
 """Matplotlib figures, written straight to PNG (the Agg backend: no display needed).
 
 - :mod:`~metaloss.analysis.plots.training`: training curves, comparisons, search progress.
-- :mod:`~metaloss.analysis.plots.losses`: loss shapes, learning rules (γ), cyclic weights.
+- :mod:`~metaloss.analysis.plots.losses`: loss shapes, learning rules (γ), cyclic weights,
+  learned-loss snapshots.
 - :mod:`~metaloss.analysis.plots.dynamics`: attraction, Hessian and NTK spectra.
 """
 
@@ -17,6 +18,7 @@ from metaloss.analysis.plots.losses import (
     loss_shape,
     plot_cyclic_weights,
     plot_gamma_curves,
+    plot_learned_loss_snapshots,
     plot_loss_shapes,
 )
 from metaloss.analysis.plots.training import plot_comparison, plot_history, plot_search_progress
@@ -32,6 +34,7 @@ __all__ = [
     "plot_gamma_curves",
     "plot_hessian_density",
     "plot_history",
+    "plot_learned_loss_snapshots",
     "plot_loss_shapes",
     "plot_ntk_spectrum",
     "plot_search_progress",

@@ -15,6 +15,7 @@ __all__ = [
     "loss_shape",
     "plot_cyclic_weights",
     "plot_gamma_curves",
+    "plot_learned_loss_snapshots",
     "plot_loss_shapes",
 ]
 
@@ -301,4 +302,64 @@ def plot_cyclic_weights(loss, path: str | Path, *, steps: int | None = None) -> 
     axis.set_title(f"cyclic class emphasis: period {loss.period}, amplitude {loss.amplitude:g}")
     axis.grid(alpha=0.3)
     axis.legend(fontsize="small", ncol=min(loss.num_classes, 5))
+    return _save(fig, path)
+
+
+def plot_learned_loss_snapshots(
+    snapshots: Sequence,
+    path: str | Path,
+    *,
+    max_curves: int = 6,
+    title: str | None = None,
+) -> Path:
+    """A learned loss's per-output curves at several points of training (AdaLFL's figures).
+
+    Left: ``ℓ_φ(1, p)``, the loss of a target output predicting ``p``; right: ``ℓ_φ(0, p)``, a
+    non-target output. One line per snapshot, darker to lighter with training; at most
+    ``max_curves`` snapshots, evenly spaced, the first and last always among them. The curves
+    show what the paper reports: the loss flattening as training goes on (an implicit learning
+    rate schedule) and minima short of 1 for the target (adaptive label smoothing).
+
+    Args:
+        snapshots: :class:`metaloss.search.Snapshot` objects (or anything with ``step`` and a
+            ``loss()`` returning a :class:`metaloss.losses.LearnedLoss`), in training order.
+        path: the PNG to write.
+        max_curves: at most this many lines per panel. Defaults to `6`.
+        title: figure title. Defaults to `None`.
+
+    Returns:
+        The path written.
+    """
+    if not snapshots:
+        raise ValueError(
+            "Invalid value for argument `snapshots`. Expected at least one snapshot. "
+            f"Received: snapshots={snapshots!r}"
+        )
+    if isinstance(max_curves, bool) or not isinstance(max_curves, int) or max_curves < 1:
+        raise ValueError(
+            "Invalid value for argument `max_curves`. Expected an integer >= 1. "
+            f"Received: max_curves={max_curves!r}"
+        )
+    picks = np.unique(np.linspace(0, len(snapshots) - 1, min(max_curves, len(snapshots))).round())
+    chosen = [snapshots[int(i)] for i in picks]
+    p = np.linspace(0.0, 1.0, 201)
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, len(chosen)))
+    for snapshot, colour in zip(chosen, colours, strict=True):
+        loss = snapshot.loss()
+        for axis, label in zip(axes, (1.0, 0.0), strict=True):
+            values = np.asarray(loss.per_output(label, p), dtype=np.float64)
+            axis.plot(p, values, color=colour, label=f"step {snapshot.step}")
+    for axis, name in zip(
+        axes, ("target output, ℓ(1, p)", "non-target output, ℓ(0, p)"), strict=True
+    ):
+        axis.set_xlabel("predicted probability p")
+        axis.set_ylabel("learned loss")
+        axis.set_title(name)
+        axis.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
     return _save(fig, path)

@@ -1,0 +1,178 @@
+"""`metaloss online`: AdaLFL online loss learning next to cross-entropy, with its files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from metaloss.cli._common import ModelSpec, dataset_option, format_table, quiet_tensorflow
+from metaloss.cli.train import RESULT_HEADERS, result_row
+
+COMPARISON_FILE = "comparison.json"
+BASELINE_DIRECTORY = "cross_entropy"
+
+
+@click.command()
+@dataset_option()
+@click.option(
+    "--model",
+    type=ModelSpec(),
+    default="mlp",
+    show_default=True,
+    help="Model name, optionally with arguments: 'mlp:hidden=[64]'.",
+)
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option(
+    "--init-steps",
+    type=click.IntRange(min=0),
+    default=250,
+    show_default=True,
+    help="Offline (ML3-style) initialisation steps before training; the paper uses 2500.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds everything.")
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output directory. Defaults to runs/<dataset>-<model>-adalfl-s<seed>.",
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True)
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Base learning rate. Defaults to 0.1 (SGD) or 0.001 (Adam).",
+)
+@click.option(
+    "--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9, show_default=True
+)
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@click.option(
+    "--meta-lr",
+    type=click.FloatRange(min=0),
+    default=1e-3,
+    show_default=True,
+    help="Adam learning rate of the loss network (0 freezes it).",
+)
+@click.option(
+    "--validation-split", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True
+)
+@click.option(
+    "--subset-fraction",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Fraction of the training data used.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Directory holding dataset archives (e.g. cifar-10-python.tar.gz).",
+)
+@click.option(
+    "--baseline/--no-baseline",
+    default=True,
+    show_default=True,
+    help="Also train with cross-entropy under the same budget, seed and initial weights.",
+)
+@click.option("--jit/--no-jit", default=None, help="XLA-compile the steps.")
+@click.option("--overwrite", is_flag=True, help="Replace the results already in --output.")
+def online(
+    dataset,
+    model,
+    epochs,
+    init_steps,
+    seed,
+    output,
+    batch_size,
+    optimizer,
+    lr,
+    momentum,
+    weight_decay,
+    meta_lr,
+    validation_split,
+    subset_fraction,
+    data_dir,
+    baseline,
+    jit,
+    overwrite,
+):
+    """Learn a loss online with AdaLFL, next to cross-entropy; write the learned loss and figures.
+
+    Writes learned_loss.json (usable as `metaloss train --loss learned_loss.json`),
+    model.keras, snapshots.json, history.json, results.json, the cross-entropy run under
+    cross_entropy/, comparison.json, learned_loss_shapes.png and training_curves.png.
+
+    Example: metaloss online --dataset mnist1d --model mlp --epochs 10 --init-steps 250
+    """
+    if output is None:
+        output = Path("runs") / f"{dataset}-{model.split(':')[0]}-adalfl-s{seed}"
+    if (output / "results.json").exists() and not overwrite:
+        raise click.UsageError(
+            f"{output} already holds a finished run; pass --overwrite to replace it, or "
+            "choose another --output.",
+        )
+    quiet_tensorflow()
+    from metaloss.analysis.plots import plot_comparison, plot_learned_loss_snapshots
+    from metaloss.search.online_experiment import LEARNED_LOSS_FILE, online_experiment
+    from metaloss.training import train_experiment
+
+    common = {
+        "epochs": epochs,
+        "seed": seed,
+        "batch_size": batch_size,
+        "optimizer": optimizer,
+        "learning_rate": lr,
+        "momentum": momentum,
+        "weight_decay": weight_decay,
+        "validation_split": validation_split,
+        "subset_fraction": subset_fraction,
+        "data_dir": data_dir,
+        "jit_compile": jit,
+    }
+    click.echo(
+        f"AdaLFL on {dataset} / {model}: {init_steps} offline steps, then {epochs} epochs",
+        err=True,
+    )
+    try:
+        adalfl = online_experiment(
+            dataset,
+            model,
+            init_steps=init_steps,
+            meta_learning_rate=meta_lr,
+            output=output,
+            **common,
+        )
+        runs = {"adalfl": adalfl.experiment}
+        if baseline:
+            click.echo(f"Cross-entropy on {dataset} / {model}: {epochs} epochs", err=True)
+            runs["cross_entropy"] = train_experiment(
+                dataset, model, "cross_entropy", output=output / BASELINE_DIRECTORY, **common
+            )
+    except (ValueError, FileNotFoundError) as error:
+        raise click.ClickException(str(error)) from None
+    shapes = plot_learned_loss_snapshots(
+        adalfl.online.snapshots,
+        output / "learned_loss_shapes.png",
+        title=f"AdaLFL learned loss during training ({dataset} / {model})",
+    )
+    curves = plot_comparison(
+        {name: run.history for name, run in runs.items()},
+        output / "training_curves.png",
+        title=f"{dataset} / {model}: validation accuracy",
+    )
+    comparison = output / COMPARISON_FILE
+    comparison.write_text(
+        json.dumps({name: run.to_dict() for name, run in runs.items()}, indent=2) + "\n"
+    )
+    click.echo(format_table(RESULT_HEADERS, [result_row(run) for run in runs.values()]))
+    click.echo(f"\nAdaLFL: {adalfl.experiment.message}")
+    click.echo(
+        f"Wrote {output / LEARNED_LOSS_FILE} (use it with `metaloss train --loss "
+        f"{output / LEARNED_LOSS_FILE}`), {output / 'model.keras'}, {comparison}, {shapes}, "
+        f"{curves}"
+    )

@@ -1,0 +1,136 @@
+"""One AdaLFL run end to end, like :func:`metaloss.training.train_experiment`, with its files."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+
+from metaloss import data as data_module
+from metaloss import losses
+from metaloss.losses import LearnedLoss
+from metaloss.search.online import AdaLFL, OnlineResult
+from metaloss.training.experiment import (
+    ExperimentResult,
+    _write_outputs,
+    build_model,
+    build_optimizer,
+)
+
+__all__ = ["LEARNED_LOSS_FILE", "SNAPSHOTS_FILE", "OnlineExperiment", "online_experiment"]
+
+LEARNED_LOSS_FILE = "learned_loss.json"
+SNAPSHOTS_FILE = "snapshots.json"
+
+
+@dataclass
+class OnlineExperiment:
+    """What :func:`online_experiment` did: the usual experiment record and the AdaLFL run."""
+
+    experiment: ExperimentResult
+    online: OnlineResult
+
+
+def online_experiment(
+    dataset: str = "mnist1d",
+    model: str = "mlp",
+    *,
+    epochs: int = 10,
+    init_steps: int = 250,
+    seed: int = 0,
+    output: str | Path | None = None,
+    batch_size: int = 128,
+    optimizer: str = "sgd",
+    learning_rate: float | None = None,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    meta_learning_rate: float = 1e-3,
+    validation_split: float = 0.1,
+    subset_fraction: float = 1.0,
+    data_dir: str | None = None,
+    jit_compile: bool | None = None,
+    verbose: str | int = "auto",
+) -> OnlineExperiment:
+    """Trains ``model`` on ``dataset`` with AdaLFL and evaluates it on the test split.
+
+    Data, model and optimizer are built exactly as :func:`metaloss.training.train_experiment`
+    builds them for the same arguments and seed, so a cross-entropy run with that function
+    starts from the same weights and sees the same data. The learned loss is a fresh
+    :class:`~metaloss.losses.LearnedLoss` seeded with ``seed``; the meta-optimizer is Adam.
+
+    With ``output`` it writes ``model.keras`` (compiled with the learned loss, whose config holds
+    its weights), ``learned_loss.json`` (for ``metaloss train --loss``), ``snapshots.json`` (the
+    learned loss at step 0 and every epoch's end), ``history.json`` (with ``meta_loss``, and
+    ``init_meta_loss`` for the offline phase) and ``results.json``.
+
+    Args:
+        dataset, model, epochs, seed, output, batch_size, optimizer, learning_rate, momentum,
+            weight_decay, validation_split, subset_fraction, data_dir, jit_compile, verbose:
+            as in :func:`metaloss.training.train_experiment` (constant learning rate).
+        init_steps: steps of the offline initialisation, 0 to skip it. Defaults to `250`.
+        meta_learning_rate: Adam's rate for the loss network. Defaults to `1e-3` (the paper's).
+
+    Returns:
+        An :class:`OnlineExperiment`.
+    """
+    start = time.perf_counter()
+    keras.utils.set_random_seed(seed)
+    data = data_module.load(
+        dataset,
+        validation_split=validation_split,
+        subset_fraction=subset_fraction,
+        seed=seed,
+        data_dir=data_dir,
+        batch_size=batch_size,
+    )
+    network = build_model(model, data)
+    base_optimizer = build_optimizer(
+        data, optimizer, learning_rate, momentum=momentum, weight_decay=weight_decay
+    )
+    adalfl = AdaLFL(
+        network,
+        LearnedLoss(seed=seed, from_logits=True),
+        base_optimizer,
+        meta_optimizer=keras.optimizers.Adam(meta_learning_rate),
+        seed=seed,
+        jit_compile=jit_compile,
+    )
+    run = adalfl.run(
+        data.train,
+        init_steps=init_steps,
+        epochs=epochs,
+        validation=data.validation,
+        verbose=verbose,
+    )
+    test = adalfl.evaluate(data.test)
+    history = dict(run.history)
+    if run.initialization is not None:
+        history["init_meta_loss"] = run.initialization.history["meta_loss"]
+    experiment = ExperimentResult(
+        dataset=dataset,
+        model=model,
+        loss="adalfl",
+        seed=seed,
+        epochs=run.epochs,
+        steps=run.steps,
+        status=run.status,
+        message=run.message,
+        train_accuracy=history.get("accuracy", [float("nan")])[-1],
+        val_accuracy=history["val_accuracy"][-1] if "val_accuracy" in history else None,
+        test_accuracy=test["accuracy"],
+        test_loss=test["loss"],
+        seconds=time.perf_counter() - start,
+        history=history,
+        output=str(output) if output is not None else None,
+    )
+    if output is not None:
+        output = Path(output)
+        _write_outputs(output, network, experiment)
+        losses.save(run.loss, output / LEARNED_LOSS_FILE)
+        partial = output / (SNAPSHOTS_FILE + ".partial")
+        partial.write_text(json.dumps([s.to_dict() for s in run.snapshots]) + "\n")
+        partial.replace(output / SNAPSHOTS_FILE)
+    return OnlineExperiment(experiment, run)
