@@ -146,3 +146,16 @@ def test_dynamics_figures_write_pngs(tmp_path):
     assert_png(plot_hessian_density(grid, {"a": np.exp(-(grid**2))}, tmp_path / "d.png"))
     with pytest.raises(ValueError, match="argument `histories`"):
         plot_eigenvalue_trajectories({"a": [1, 2]}, tmp_path / "bad.png")
+
+
+def test_learned_loss_snapshots_pick_evenly_and_write_a_png(tmp_path):
+    from metaloss.analysis.plots import plot_learned_loss_snapshots
+    from metaloss.search import Snapshot
+
+    snapshots = [Snapshot(step, 0, losses.LearnedLoss(seed=step).get_config()) for step in range(9)]
+    assert_png(plot_learned_loss_snapshots(snapshots, tmp_path / "shapes.png", max_curves=3))
+    with pytest.raises(ValueError, match="argument `snapshots`"):
+        plot_learned_loss_snapshots([], tmp_path / "none.png")
+    with pytest.raises(ValueError, match="argument `max_curves`"):
+        plot_learned_loss_snapshots(snapshots, tmp_path / "none.png", max_curves=0)
+    assert not (tmp_path / "none.png").exists()
