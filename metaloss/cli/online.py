@@ -39,7 +39,13 @@ BASELINE_DIRECTORY = "cross_entropy"
     help="Output directory. Defaults to runs/<dataset>-<model>-adalfl-s<seed>.",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
-@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True)
+@click.option(
+    "--optimizer",
+    type=click.Choice(["sgd", "adam"]),
+    default="adam",
+    show_default=True,
+    help="Base optimizer (of both runs).",
+)
 @click.option(
     "--lr",
     type=click.FloatRange(min=0, min_open=True),
@@ -47,7 +53,12 @@ BASELINE_DIRECTORY = "cross_entropy"
     help="Base learning rate. Defaults to 0.1 (SGD) or 0.001 (Adam).",
 )
 @click.option(
-    "--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9, show_default=True
+    "--momentum",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="SGD momentum. With 0.9 the one-step meta-gradient keeps steepening the learned loss "
+    "until training degrades (see the README).",
 )
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True)
 @click.option(

@@ -43,9 +43,9 @@ def online_experiment(
     seed: int = 0,
     output: str | Path | None = None,
     batch_size: int = 128,
-    optimizer: str = "sgd",
+    optimizer: str = "adam",
     learning_rate: float | None = None,
-    momentum: float = 0.9,
+    momentum: float = 0.0,
     weight_decay: float = 0.0,
     meta_learning_rate: float = 1e-3,
     validation_split: float = 0.1,
@@ -67,9 +67,13 @@ def online_experiment(
     ``init_meta_loss`` for the offline phase) and ``results.json``.
 
     Args:
-        dataset, model, epochs, seed, output, batch_size, optimizer, learning_rate, momentum,
-            weight_decay, validation_split, subset_fraction, data_dir, jit_compile, verbose:
-            as in :func:`metaloss.training.train_experiment` (constant learning rate).
+        dataset, model, epochs, seed, output, batch_size, learning_rate, weight_decay,
+            validation_split, subset_fraction, data_dir, jit_compile, verbose: as in
+            :func:`metaloss.training.train_experiment` (constant learning rate).
+        optimizer: "adam" or "sgd". Defaults to `"adam"`.
+        momentum: SGD momentum. Defaults to `0.0`: with heavy-ball momentum 0.9 the one-step
+            meta-gradient keeps steepening the learned loss (a larger effective step looks
+            better one step ahead) until training degrades.
         init_steps: steps of the offline initialisation, 0 to skip it. Defaults to `250`.
         meta_learning_rate: Adam's rate for the loss network. Defaults to `1e-3` (the paper's).
 
