@@ -37,6 +37,7 @@ from metaloss.training.trainer import FitResult, Trainer
 __all__ = ["AdaLFL", "OnlineResult", "Snapshot", "online_fit"]
 
 _RESETS = ("shuffle", "initial")
+_DEFAULT_RATES = {"sgd": 0.1, "adam": 1e-3}
 
 
 def _meta_objective(name, from_logits):
@@ -72,7 +73,9 @@ class AdaLFL(Trainer):
         loss: the :class:`~metaloss.losses.LearnedLoss` to learn. Defaults to `None`: a new one
             (2×40, seeded with ``seed``) reading logits.
         optimizer: the base optimizer, SGD or Adam (see :func:`check_unrollable`), or
-            "sgd"/"adam". Defaults to `"sgd"`.
+            "sgd" (``SGD(0.1)``, no momentum) / "adam" (``Adam(1e-3)``). Defaults to
+            `"adam"`: with heavy-ball momentum the one-step meta-gradient keeps steepening the
+            loss until training degrades (short-horizon bias; see the README).
         meta_optimizer: updates the loss network. Defaults to `None`: Adam with learning rate
             1e-3, as in the paper.
         meta_objective: ``L_T``: `"cross_entropy"`, `"mse"` or a callable of
@@ -91,7 +94,7 @@ class AdaLFL(Trainer):
     ```python
     data = metaloss.data.load("mnist1d")
     model = metaloss.models.get("mlp", data.input_shape, data.num_classes)
-    adalfl = AdaLFL(model, optimizer=keras.optimizers.SGD(0.01, momentum=0.9), seed=0)
+    adalfl = AdaLFL(model, optimizer=keras.optimizers.Adam(1e-3), seed=0)
     adalfl.initialize(data.train, steps=500)
     result = adalfl.fit(data.train, epochs=10, validation=data.validation)
     adalfl.loss                       # the learned loss, a LearnedLoss
@@ -102,7 +105,7 @@ class AdaLFL(Trainer):
         self,
         model: keras.Model,
         loss: LearnedLoss | None = None,
-        optimizer="sgd",
+        optimizer="adam",
         *,
         meta_optimizer=None,
         meta_objective=None,
@@ -117,7 +120,10 @@ class AdaLFL(Trainer):
             raise invalid_value("loss", "a metaloss.losses.LearnedLoss", loss)
         if reset not in _RESETS:
             raise invalid_value("reset", f"one of {list(_RESETS)}", reset)
-        optimizer = make_optimizer(optimizer) if isinstance(optimizer, str) else optimizer
+        if isinstance(optimizer, str):
+            if optimizer not in _DEFAULT_RATES:
+                raise invalid_value("optimizer", "'sgd', 'adam' or a Keras SGD/Adam", optimizer)
+            optimizer = make_optimizer(optimizer, _DEFAULT_RATES[optimizer], momentum=0.0)
         check_unrollable(optimizer)
         super().__init__(model, loss, optimizer, jit_compile=jit_compile, run_eagerly=run_eagerly)
         default_objective = "mse" if loss.task == "regression" else "cross_entropy"
@@ -439,7 +445,7 @@ def online_fit(
     validation: tf.data.Dataset | None = None,
     meta_data: tf.data.Dataset | None = None,
     loss: LearnedLoss | None = None,
-    optimizer="sgd",
+    optimizer="adam",
     meta_optimizer=None,
     meta_objective=None,
     reset: str = "shuffle",
@@ -465,7 +471,7 @@ def online_fit(
     data = metaloss.data.load("mnist1d")
     model = metaloss.models.get("mlp", data.input_shape, data.num_classes)
     result = online_fit(model, data.train, epochs=10, init_steps=200, seed=0,
-                        optimizer=keras.optimizers.SGD(0.01, momentum=0.9))
+                        optimizer=keras.optimizers.Adam(1e-3))
     metaloss.losses.save(result.loss, "learned_loss.json")
     ```
     """

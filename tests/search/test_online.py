@@ -225,6 +225,7 @@ def test_non_finite_learned_loss_stops_and_keeps_the_last_finite_network():
     [
         ({"loss": keras.losses.CategoricalCrossentropy()}, "loss"),
         ({"optimizer": keras.optimizers.RMSprop()}, "optimizer"),
+        ({"optimizer": "rmsprop"}, "optimizer"),
         ({"reset": "zeros"}, "reset"),
         ({"meta_objective": "hinge"}, "meta_objective"),
         ({"meta_optimizer": "adam"}, "meta_optimizer"),
@@ -243,3 +244,10 @@ def test_invalid_budgets_and_snapshots_name_the_argument():
         AdaLFL(mlp()).fit(dataset(x, y), epochs=1, snapshot_steps=[-2], verbose=0)
     with pytest.raises(ValueError, match="`steps`"):
         AdaLFL(mlp()).initialize(dataset(x, y), steps=0)
+
+
+def test_named_base_optimizers_have_no_momentum():
+    adam, sgd = AdaLFL(mlp()).optimizer, AdaLFL(mlp(), optimizer="sgd").optimizer
+    assert isinstance(adam, keras.optimizers.Adam)
+    assert float(adam.learning_rate) == pytest.approx(1e-3)
+    assert isinstance(sgd, keras.optimizers.SGD) and sgd.momentum == 0
