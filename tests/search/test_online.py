@@ -14,9 +14,13 @@ from ..training.helpers import blobs, dataset, mlp
 
 @pytest.fixture
 def float64():
+    """Keras's floatx and dtype policy at float64 (the policy would otherwise win)."""
+    floatx, policy = keras.config.floatx(), keras.config.dtype_policy()
     keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")
     yield
-    keras.config.set_floatx("float32")
+    keras.config.set_floatx(floatx)
+    keras.config.set_dtype_policy(policy)
 
 
 def tiny_batches(seed=0, regression=False):
