@@ -108,3 +108,71 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
     out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)), line]
     out += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
     return "\n".join(out)
+
+
+def _apply(options):
+    def decorate(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def optimizer_options(
+    *, optimizer: str = "sgd", momentum: float = 0.9, lr_help: str, momentum_help: str | None = None
+):
+    """``--batch-size``, ``--optimizer``, ``--lr``, ``--momentum`` and ``--weight-decay``."""
+    return _apply(
+        [
+            click.option(
+                "--batch-size", type=click.IntRange(min=1), default=128, show_default=True
+            ),
+            click.option(
+                "--optimizer",
+                type=click.Choice(["sgd", "adam"]),
+                default=optimizer,
+                show_default=True,
+            ),
+            click.option(
+                "--lr", type=click.FloatRange(min=0, min_open=True), default=None, help=lr_help
+            ),
+            click.option(
+                "--momentum",
+                type=click.FloatRange(0, 1, max_open=True),
+                default=momentum,
+                show_default=True,
+                help=momentum_help,
+            ),
+            click.option(
+                "--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True
+            ),
+        ]
+    )
+
+
+def data_split_options(command):
+    """``--validation-split``, ``--subset-fraction`` and ``--data-dir``."""
+    return _apply(
+        [
+            click.option(
+                "--validation-split",
+                type=click.FloatRange(0, 1, max_open=True),
+                default=0.1,
+                show_default=True,
+            ),
+            click.option(
+                "--subset-fraction",
+                type=click.FloatRange(0, 1, min_open=True),
+                default=1.0,
+                show_default=True,
+                help="Fraction of the training data used (data utilisation).",
+            ),
+            click.option(
+                "--data-dir",
+                type=click.Path(file_okay=False),
+                default=None,
+                help="Directory holding dataset archives (e.g. cifar-10-python.tar.gz).",
+            ),
+        ]
+    )(command)

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import click
 
-from metaloss.cli._common import ModelSpec, dataset_option, format_table, quiet_tensorflow
+from metaloss.cli._common import (
+    ModelSpec,
+    data_split_options,
+    dataset_option,
+    format_table,
+    optimizer_options,
+    quiet_tensorflow,
+)
 from metaloss.cli.train import RESULT_HEADERS, result_row
 
 COMPARISON_FILE = "comparison.json"
@@ -38,29 +45,13 @@ BASELINE_DIRECTORY = "cross_entropy"
     default=None,
     help="Output directory. Defaults to runs/<dataset>-<model>-adalfl-s<seed>.",
 )
-@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
-@click.option(
-    "--optimizer",
-    type=click.Choice(["sgd", "adam"]),
-    default="adam",
-    show_default=True,
-    help="Base optimizer (of both runs).",
+@optimizer_options(
+    optimizer="adam",
+    momentum=0.0,
+    lr_help="Base learning rate (of both runs). Defaults to 0.1 (SGD) or 0.001 (Adam).",
+    momentum_help="SGD momentum. With 0.9 the one-step meta-gradient keeps steepening the "
+    "learned loss until training degrades (see the README).",
 )
-@click.option(
-    "--lr",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Base learning rate. Defaults to 0.1 (SGD) or 0.001 (Adam).",
-)
-@click.option(
-    "--momentum",
-    type=click.FloatRange(0, 1, max_open=True),
-    default=0.0,
-    show_default=True,
-    help="SGD momentum. With 0.9 the one-step meta-gradient keeps steepening the learned loss "
-    "until training degrades (see the README).",
-)
-@click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True)
 @click.option(
     "--meta-lr",
     type=click.FloatRange(min=0),
@@ -68,22 +59,7 @@ BASELINE_DIRECTORY = "cross_entropy"
     show_default=True,
     help="Adam learning rate of the loss network (0 freezes it).",
 )
-@click.option(
-    "--validation-split", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True
-)
-@click.option(
-    "--subset-fraction",
-    type=click.FloatRange(0, 1, min_open=True),
-    default=1.0,
-    show_default=True,
-    help="Fraction of the training data used.",
-)
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Directory holding dataset archives (e.g. cifar-10-python.tar.gz).",
-)
+@data_split_options
 @click.option(
     "--baseline/--no-baseline",
     default=True,

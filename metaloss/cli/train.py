@@ -6,7 +6,15 @@ from pathlib import Path
 
 import click
 
-from metaloss.cli._common import LossSpec, ModelSpec, dataset_option, format_table, quiet_tensorflow
+from metaloss.cli._common import (
+    LossSpec,
+    ModelSpec,
+    data_split_options,
+    dataset_option,
+    format_table,
+    optimizer_options,
+    quiet_tensorflow,
+)
 
 _SCHEDULES = ["allcnn_c", "alexnet", "constant", "resnet", "wrn"]
 RESULT_HEADERS = ("loss", "status", "epochs", "train acc", "val acc", "test acc", "seconds")
@@ -54,18 +62,7 @@ def result_row(result) -> tuple:
     default=None,
     help="Output directory. Defaults to runs/<dataset>-<model>-<loss>-s<seed>.",
 )
-@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
-@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True)
-@click.option(
-    "--lr",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Initial learning rate. Defaults to the schedule's (0.1; Adam 0.001).",
-)
-@click.option(
-    "--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.9, show_default=True
-)
-@click.option("--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@optimizer_options(lr_help="Initial learning rate. Defaults to the schedule's (0.1; Adam 0.001).")
 @click.option(
     "--schedule",
     type=click.Choice(_SCHEDULES),
@@ -73,22 +70,7 @@ def result_row(result) -> tuple:
     show_default=True,
     help="Learning-rate schedule of the TaylorGLO papers' CIFAR experiments.",
 )
-@click.option(
-    "--validation-split", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True
-)
-@click.option(
-    "--subset-fraction",
-    type=click.FloatRange(0, 1, min_open=True),
-    default=1.0,
-    show_default=True,
-    help="Fraction of the training data used (data utilisation).",
-)
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Directory holding dataset archives (e.g. cifar-10-python.tar.gz).",
-)
+@data_split_options
 @click.option("--jit/--no-jit", default=None, help="XLA-compile the train step.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --output.")
 @click.option("--overwrite", is_flag=True, help="Replace the results already in --output.")

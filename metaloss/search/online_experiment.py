@@ -9,15 +9,14 @@ from pathlib import Path
 
 import keras
 
-from metaloss import data as data_module
 from metaloss import losses
 from metaloss.losses import LearnedLoss
 from metaloss.search.online import AdaLFL, OnlineResult
 from metaloss.training.experiment import (
     ExperimentResult,
     _write_outputs,
-    build_model,
     build_optimizer,
+    setup_experiment,
 )
 
 __all__ = ["LEARNED_LOSS_FILE", "SNAPSHOTS_FILE", "OnlineExperiment", "online_experiment"]
@@ -81,16 +80,15 @@ def online_experiment(
         An :class:`OnlineExperiment`.
     """
     start = time.perf_counter()
-    keras.utils.set_random_seed(seed)
-    data = data_module.load(
+    data, network = setup_experiment(
         dataset,
+        model,
+        seed=seed,
+        batch_size=batch_size,
         validation_split=validation_split,
         subset_fraction=subset_fraction,
-        seed=seed,
         data_dir=data_dir,
-        batch_size=batch_size,
     )
-    network = build_model(model, data)
     base_optimizer = build_optimizer(
         data, optimizer, learning_rate, momentum=momentum, weight_decay=weight_decay
     )

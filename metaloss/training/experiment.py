@@ -16,7 +16,13 @@ from metaloss.losses._spec import parse_spec
 from metaloss.training.schedules import learning_rate_schedule, make_optimizer
 from metaloss.training.trainer import Trainer
 
-__all__ = ["ExperimentResult", "build_model", "build_optimizer", "train_experiment"]
+__all__ = [
+    "ExperimentResult",
+    "build_model",
+    "build_optimizer",
+    "setup_experiment",
+    "train_experiment",
+]
 
 MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.json"
@@ -66,6 +72,34 @@ def build_model(model: str, data: data_module.Dataset) -> keras.Model:
         normalization=(data.channel_mean, data.channel_std),
         **model_kwargs,
     )
+
+
+def setup_experiment(
+    dataset: str,
+    model: str,
+    *,
+    seed: int,
+    batch_size: int,
+    validation_split: float,
+    subset_fraction: float,
+    data_dir: str | None,
+) -> tuple[data_module.Dataset, keras.Model]:
+    """Seeds everything, loads ``dataset`` and builds ``model`` for it.
+
+    Two experiments set up with the same arguments see the same data in the same order and
+    start from the same weights, whatever they train with afterwards.
+    """
+    # First of all: tf.data combines its op seeds with the global seed at creation time.
+    keras.utils.set_random_seed(seed)
+    data = data_module.load(
+        dataset,
+        validation_split=validation_split,
+        subset_fraction=subset_fraction,
+        seed=seed,
+        data_dir=data_dir,
+        batch_size=batch_size,
+    )
+    return data, build_model(model, data)
 
 
 def build_optimizer(
@@ -144,17 +178,15 @@ def train_experiment(
         An :class:`ExperimentResult`.
     """
     start = time.perf_counter()
-    # First of all: tf.data combines its op seeds with the global seed at creation time.
-    keras.utils.set_random_seed(seed)
-    data = data_module.load(
+    data, network = setup_experiment(
         dataset,
+        model,
+        seed=seed,
+        batch_size=batch_size,
         validation_split=validation_split,
         subset_fraction=subset_fraction,
-        seed=seed,
         data_dir=data_dir,
-        batch_size=batch_size,
     )
-    network = build_model(model, data)
     loss_object = losses.get(loss, from_logits=True)
     trainer = Trainer(
         network,
