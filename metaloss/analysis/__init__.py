@@ -8,10 +8,11 @@
   iteration), trace (Hutchinson) and spectral density (stochastic Lanczos quadrature);
   :class:`HessianTracker` records λ_max during training.
 - :mod:`~metaloss.analysis.ntk`: the empirical neural tangent kernel and its spectrum.
+- :mod:`~metaloss.analysis.robustness`: accuracy under FGSM and PGD attacks (cleverhans).
 - :mod:`~metaloss.analysis.plots`: matplotlib figures.
 """
 
-from metaloss.analysis import hessian, ntk
+from metaloss.analysis import hessian, ntk, robustness
 from metaloss.analysis.attraction import AttractionTracker, attraction, pushed_away
 from metaloss.analysis.decomposition import (
     InvariantCheck,
@@ -58,6 +59,7 @@ __all__ = [
     "plot_loss_shapes",
     "plot_search_progress",
     "pushed_away",
+    "robustness",
     "taylor_glo_coefficients",
     "taylorglo_invariant",
 ]

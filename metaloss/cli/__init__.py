@@ -10,6 +10,7 @@ import click
 
 from metaloss import __version__
 from metaloss.cli.analyze import analyze
+from metaloss.cli.attack import attack
 from metaloss.cli.catalog import datasets_command, losses_command
 from metaloss.cli.demo import demo
 from metaloss.cli.online import online
@@ -37,5 +38,6 @@ main.add_command(online)
 main.add_command(demo)
 main.add_command(report)
 main.add_command(analyze)
+main.add_command(attack)
 main.add_command(losses_command)
 main.add_command(datasets_command)

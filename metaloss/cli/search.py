@@ -37,12 +37,16 @@ _SAVED_AS = {
     "sigma0": (None, "sigma0"),
     "seed": (None, "seed"),
     "invariant": (None, "invariant"),
+    "objective": ("task", "objective"),
+    "attack_eps": ("task", "attack_eps"),
+    "attack_loss": ("task", "attack_loss"),
 }
 
 
-def _saved_value(settings: dict, option: str):
+def _saved_value(settings: dict, option: str, default=None):
+    """The saved value of ``option`` (``default`` for a search saved before it existed)."""
     group, key = _SAVED_AS[option]
-    return (settings["task"] if group else settings).get(key)
+    return (settings["task"] if group else settings).get(key, default)
 
 
 def _prepare_directory(ctx, directory: Path, resume: bool, overwrite: bool, options: dict):
@@ -56,7 +60,8 @@ def _prepare_directory(ctx, directory: Path, resume: bool, overwrite: bool, opti
             raise click.UsageError(f"--resume: {directory} holds no search ({SEARCH_FILE}).")
         settings = json.loads(saved_file.read_text())
         for option in _SAVED_AS:
-            saved = _saved_value(settings, option)
+            declared = next(p.default for p in ctx.command.params if p.name == option)
+            saved = _saved_value(settings, option, declared)
             given = ctx.get_parameter_source(option) == click.core.ParameterSource.COMMANDLINE
             if given and options[option] != saved:
                 raise click.UsageError(
@@ -150,6 +155,28 @@ def _prepare_directory(ctx, directory: Path, resume: bool, overwrite: bool, opti
     show_default=True,
     help="Validation accuracy a candidate needs at --abort-epoch to go on.",
 )
+@click.option(
+    "--objective",
+    type=click.Choice(["accuracy", "robust"]),
+    default="accuracy",
+    show_default=True,
+    help="Fitness: validation accuracy, or validation accuracy on FGSM examples (robust).",
+)
+@click.option(
+    "--attack-eps",
+    type=click.FloatRange(min=0),
+    default=0.1,
+    show_default=True,
+    help="FGSM perturbation size of --objective robust (pixels in [0, 1]).",
+)
+@click.option(
+    "--attack-loss",
+    type=click.Choice(["own", "cross_entropy"]),
+    default="cross_entropy",
+    show_default=True,
+    help="Whose input gradient the FGSM attack follows: cross-entropy, or each candidate's own "
+    "loss (the paper's code; a loss can then score higher under attack than clean).",
+)
 @click.option("--jit/--no-jit", default=None, help="XLA-compile the train steps.")
 @click.option(
     "--tensorboard/--no-tensorboard",
@@ -203,6 +230,9 @@ def search(ctx, directory, resume, overwrite, tensorboard, verbose, **options):
             abort_epoch=options["abort_epoch"],
             abort_threshold=options["abort_threshold"],
             jit_compile=options["jit"],
+            objective=options["objective"],
+            attack_eps=options["attack_eps"],
+            attack_loss=options["attack_loss"],
         )
         tuner = TaylorGLOSearch(
             task,
@@ -222,6 +252,11 @@ def search(ctx, directory, resume, overwrite, tensorboard, verbose, **options):
         f"generations x {tuner.population_size} candidates, "
         + (f"{task.epochs} epochs" if task.steps is None else f"{task.steps} steps")
         + f" each, in {directory}"
+        + (
+            f"; fitness under FGSM (eps={task.attack_eps}, {task.attack_loss} gradient)"
+            if task.objective == "robust"
+            else ""
+        )
     )
     tuner.search(verbose=verbose)
     summarize_search(directory)

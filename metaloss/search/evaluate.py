@@ -34,6 +34,10 @@ from metaloss.training.trainer import Trainer
 __all__ = ["CandidateResult", "EarlyAbort", "SearchTask", "evaluate_candidates"]
 
 
+_OBJECTIVES = ("accuracy", "robust")
+_ATTACK_LOSSES = ("own", "cross_entropy")
+
+
 def _check_int(name, value, minimum, *, optional=True):
     if value is None and optional:
         return
@@ -71,6 +75,16 @@ class SearchTask:
         abort_threshold: candidates below this validation accuracy at ``abort_epoch`` stop.
             Defaults to `0.15`.
         jit_compile: XLA-compile the training steps. Defaults to `None`.
+        objective: the fitness: `"accuracy"` (validation accuracy) or `"robust"` (validation
+            accuracy on FGSM examples of size ``attack_eps``, the regularization paper's
+            robustness-evolving configuration; needs the `adversarial` extra).
+            Defaults to `"accuracy"`.
+        attack_eps: ε of the FGSM attack for ``objective="robust"``, in input units (pixels in
+            [0, 1], clipped to that range for image datasets). Defaults to `0.1`.
+        attack_loss: whose input gradient the attack follows: `"cross_entropy"`, the standard
+            attack, or `"own"`, the candidate's loss as in the paper's code. `"own"` can be
+            gamed: a loss whose input gradient is uninformative or points toward the true class
+            scores *higher* under attack than clean. Defaults to `"cross_entropy"`.
     """
 
     dataset: str = "mnist1d"
@@ -90,8 +104,21 @@ class SearchTask:
     abort_epoch: int | None = 10
     abort_threshold: float = 0.15
     jit_compile: bool | None = None
+    objective: str = "accuracy"
+    attack_eps: float = 0.1
+    attack_loss: str = "cross_entropy"
 
     def __post_init__(self) -> None:
+        if self.objective not in _OBJECTIVES:
+            raise invalid_value("objective", f"one of {list(_OBJECTIVES)}", self.objective)
+        if isinstance(self.attack_eps, bool) or not (
+            isinstance(self.attack_eps, int | float)
+            and math.isfinite(self.attack_eps)
+            and self.attack_eps >= 0
+        ):
+            raise invalid_value("attack_eps", "a finite number >= 0", self.attack_eps)
+        if self.attack_loss not in _ATTACK_LOSSES:
+            raise invalid_value("attack_loss", f"one of {list(_ATTACK_LOSSES)}", self.attack_loss)
         _check_int("epochs", self.epochs, 1)
         _check_int("steps", self.steps, 1)
         if self.epochs is None and self.steps is None:
@@ -138,7 +165,8 @@ class CandidateResult:
 
     Attributes:
         score: validation accuracy at the end of the partial budget (at the abort for aborted
-            candidates); NaN for a diverged candidate.
+            candidates), on FGSM examples for ``objective="robust"``; NaN for a diverged
+            candidate.
         status: ``"completed"``, ``"aborted"`` (early-abort rule) or ``"diverged"``.
         message: a sentence about the status.
         history: per-epoch ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``.
@@ -216,6 +244,12 @@ def _evaluate_one(task: SearchTask, loss, log_dir: Path | None) -> CandidateResu
             )
         else:
             status, message = "completed", fit.message
+        if task.objective == "robust":
+            clean, score = score, _robust_score(task, network, loss, data)
+            message += (
+                f"; fitness: FGSM (eps={task.attack_eps}) validation accuracy {score:.4f}, "
+                f"clean {clean:.4f}"
+            )
     keras.backend.clear_session(free_memory=False)
     return CandidateResult(
         score=float(score),
@@ -226,6 +260,20 @@ def _evaluate_one(task: SearchTask, loss, log_dir: Path | None) -> CandidateResu
         steps=fit.steps,
         seconds=time.perf_counter() - start,
     )
+
+
+def _robust_score(task: SearchTask, network, loss, data) -> float:
+    """Validation accuracy on FGSM examples (the robustness objective)."""
+    from metaloss.analysis.robustness import default_clip, robust_accuracy
+
+    curve = robust_accuracy(
+        network,
+        data.validation,
+        eps=[task.attack_eps],
+        gradient_loss=loss if task.attack_loss == "own" else "cross_entropy",
+        clip=default_clip(data.input_shape),
+    )
+    return curve[float(task.attack_eps)]
 
 
 def evaluate_candidates(

@@ -125,8 +125,20 @@ def _generations_section(record: SearchRecord, figure: str) -> list[str]:
             f"Generation {flight['generation'] + 1} is in flight: {flight['served']} of "
             f"{flight['candidates']} candidates served ({flight['rejected']} rejected).",
         ]
-    lines += ["", "Best and median are validation accuracies after partial training."]
+    lines += ["", f"Best and median are {_fitness(record)} after partial training."]
     return lines
+
+
+def _fitness(record: SearchRecord) -> str:
+    """What the search's scores are: validation accuracies, clean or under FGSM."""
+    task = record.settings.get("task") or {}
+    if task.get("objective") == "robust":
+        loss = "the candidate's own loss" if task.get("attack_loss") == "own" else "cross-entropy"
+        return (
+            f"validation accuracies on FGSM examples (eps={task.get('attack_eps')}, gradient "
+            f"of {loss})"
+        )
+    return "validation accuracies"
 
 
 def _top_section(top: list[TrialRecord]) -> list[str]:
@@ -164,7 +176,7 @@ def _best_section(record: SearchRecord, figure: str | None) -> list[str]:
     else:
         where = "" if best.generation is None else f", generation {best.generation + 1}"
         lines.append(
-            f"Best validation accuracy {_score(best.score)} (trial {best.trial_id}{where})."
+            f"Best score {_score(best.score)} (trial {best.trial_id}{where}): {_fitness(record)}."
         )
     lines.append("")
     task = record.settings.get("task") or {}

@@ -4,6 +4,7 @@
 - :mod:`~metaloss.analysis.plots.losses`: loss shapes, learning rules (γ), cyclic weights,
   learned-loss snapshots.
 - :mod:`~metaloss.analysis.plots.dynamics`: attraction, Hessian and NTK spectra.
+- :mod:`~metaloss.analysis.plots.robustness`: accuracy against the adversarial ε.
 """
 
 from metaloss.analysis.plots.dynamics import (
@@ -21,6 +22,7 @@ from metaloss.analysis.plots.losses import (
     plot_learned_loss_snapshots,
     plot_loss_shapes,
 )
+from metaloss.analysis.plots.robustness import plot_robustness_curves
 from metaloss.analysis.plots.training import plot_comparison, plot_history, plot_search_progress
 
 __all__ = [
@@ -37,5 +39,6 @@ __all__ = [
     "plot_learned_loss_snapshots",
     "plot_loss_shapes",
     "plot_ntk_spectrum",
+    "plot_robustness_curves",
     "plot_search_progress",
 ]
