@@ -159,3 +159,13 @@ def test_learned_loss_snapshots_pick_evenly_and_write_a_png(tmp_path):
     with pytest.raises(ValueError, match="argument `max_curves`"):
         plot_learned_loss_snapshots(snapshots, tmp_path / "none.png", max_curves=0)
     assert not (tmp_path / "none.png").exists()
+
+
+def test_robustness_curves_write_a_png_and_check_their_input(tmp_path):
+    from metaloss.analysis.plots import plot_robustness_curves
+
+    curves = {"CE": {0.0: 0.9, 0.1: 0.5, 0.2: 0.2}, "Baikal": {0.0: 0.9, 0.2: 0.3, 0.1: 0.6}}
+    assert_png(plot_robustness_curves(curves, tmp_path / "robust.png", title="FGSM"))
+    with pytest.raises(ValueError, match="argument `curves`"):
+        plot_robustness_curves({}, tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()

@@ -69,3 +69,27 @@ def test_a_search_where_every_candidate_diverges_says_so(tmp_path):
     assert result.exit_code == 1, result.output
     assert "no candidate completed training" in result.output
     assert not (tmp_path / "d" / "best_loss.json").exists()
+
+
+def test_robust_objective_is_saved_reported_and_resumable_from_older_searches(tmp_path):
+    directory = tmp_path / "s"
+    robust = ["--objective", "robust", "--attack-eps", "0.2"]
+    result = invoke("search", *TINY, *robust, "--directory", directory)
+    assert result.exit_code == 0, result.output
+    assert "fitness under FGSM (eps=0.2, cross_entropy gradient)" in result.output
+    task = json.loads((directory / "search.json").read_text())["task"]
+    assert (task["objective"], task["attack_eps"], task["attack_loss"]) == (
+        "robust",
+        0.2,
+        "cross_entropy",
+    )
+    assert "FGSM examples (eps=0.2" in (directory / "report" / "report.md").read_text()
+    changed = invoke("search", *TINY, "--attack-eps", "0.3", "--directory", directory, "--resume")
+    assert changed.exit_code == 2 and "--attack-eps" in changed.output
+    # A search saved before these options existed resumes with their defaults.
+    settings = json.loads((directory / "search.json").read_text())
+    for key in ("objective", "attack_eps", "attack_loss"):
+        del settings["task"][key]
+    (directory / "search.json").write_text(json.dumps(settings))
+    resumed = invoke("search", "--directory", directory, "--resume", "--verbose", 0)
+    assert resumed.exit_code == 0, resumed.output

@@ -221,3 +221,22 @@ def test_the_search_space_can_be_another_loss(tmp_path):
     assert isinstance(best.period, int) and 2 <= best.period <= 50
     keras.utils.set_random_seed(0)
     assert np.isfinite(float(best(np.eye(3), np.eye(3) * 2.0)))
+
+
+def test_robust_fitness_at_zero_eps_is_the_clean_fitness_and_bad_settings_name_the_field():
+    from metaloss.search import evaluate_candidates
+
+    common = {"dataset": "spiral", "model": "mlp:hidden=[16]", "epochs": 2, "batch_size": 64}
+    clean = evaluate_candidates(SearchTask(**common), ["cross_entropy", "baikal"])
+    at_zero = evaluate_candidates(
+        SearchTask(**common, objective="robust", attack_eps=0.0), ["cross_entropy", "baikal"]
+    )
+    assert [r.score for r in at_zero] == [r.score for r in clean]
+    attacked = evaluate_candidates(
+        SearchTask(**common, objective="robust", attack_eps=0.5), ["cross_entropy"]
+    )
+    assert attacked[0].score < clean[0].score
+    assert "FGSM (eps=0.5)" in attacked[0].message
+    for field, value in (("objective", "loss"), ("attack_eps", -0.1), ("attack_loss", "mse")):
+        with pytest.raises(ValueError, match=f"`{field}`"):
+            SearchTask(**common, **{field: value})
