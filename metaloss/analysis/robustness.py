@@ -77,6 +77,8 @@ def _check_options(attack, norm, steps, step_size, clip, batch_size):
 
 def _pgd_step(eps: float, steps: int, step_size: float | None) -> float:
     """PGD's step: ``step_size``, or Madry et al.'s ``2.5 ε / steps``; never larger than ε."""
+    if eps == 0:
+        return 0.0  # no perturbation: the clean inputs, whatever the step
     size = 2.5 * eps / steps if step_size is None else float(step_size)
     size = min(size, eps) if step_size is None else size
     if size > eps:
@@ -166,7 +168,8 @@ def robust_accuracy(
         random_start: PGD starts from a uniform point of the ε-ball. Defaults to `True`.
         clip: the valid input range, or `None`. Defaults to `(0.0, 1.0)` (pixels).
         batch_size: batch size for ``(x, y)`` arrays. Defaults to `256`.
-        seed: seeds PGD's random start. Defaults to `0`.
+        seed: seeds PGD's random start (cleverhans draws it from TensorFlow's global seed,
+            which this sets). Defaults to `0`.
 
     Returns:
         ``{ε: accuracy}`` in the order of ``eps``.

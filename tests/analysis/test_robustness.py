@@ -94,7 +94,7 @@ def test_clean_accuracy_at_zero_and_non_increasing_fgsm_curve_on_a_trained_model
     assert values[-1] < 0.5 * clean
     arrays = robust_accuracy(model, (x, y), eps=[0.0, 0.1], batch_size=100)
     assert arrays == {0.0: curve[0.0], 0.1: curve[0.1]}
-    pgd = robust_accuracy(model, (x, y), attack="pgd", eps=[0.0, 0.1], steps=7)
+    pgd = robust_accuracy(model, (x, y), attack="pgd", eps=[0.0, 0.1], steps=7, step_size=0.03)
     assert pgd[0.0] == pytest.approx(clean)
     assert pgd[0.1] <= curve[0.1] + 0.01  # iterating finds at least what one step finds
 
