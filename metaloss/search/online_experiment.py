@@ -111,22 +111,16 @@ def online_experiment(
     history = dict(run.history)
     if run.initialization is not None:
         history["init_meta_loss"] = run.initialization.history["meta_loss"]
-    experiment = ExperimentResult(
+    experiment = ExperimentResult.from_run(
         dataset=dataset,
         model=model,
         loss="adalfl",
         seed=seed,
-        epochs=run.epochs,
-        steps=run.steps,
-        status=run.status,
-        message=run.message,
-        train_accuracy=history.get("accuracy", [float("nan")])[-1],
-        val_accuracy=history["val_accuracy"][-1] if "val_accuracy" in history else None,
-        test_accuracy=test["accuracy"],
-        test_loss=test["loss"],
+        fit=run,
+        test=test,
         seconds=time.perf_counter() - start,
+        output=output,
         history=history,
-        output=str(output) if output is not None else None,
     )
     if output is not None:
         output = Path(output)

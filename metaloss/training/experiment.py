@@ -53,6 +53,33 @@ class ExperimentResult:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_run(
+        cls, *, dataset, model, loss, seed, fit, test, seconds, output, history=None
+    ) -> ExperimentResult:
+        """The record of a finished run: its ``fit`` result, ``test`` metrics and history.
+
+        ``history`` defaults to ``fit.history``; ``output`` is the directory written, or `None`.
+        """
+        history = fit.history if history is None else history
+        return cls(
+            dataset=dataset,
+            model=model,
+            loss=loss,
+            seed=seed,
+            epochs=fit.epochs,
+            steps=fit.steps,
+            status=fit.status,
+            message=fit.message,
+            train_accuracy=history.get("accuracy", [float("nan")])[-1],
+            val_accuracy=history["val_accuracy"][-1] if "val_accuracy" in history else None,
+            test_accuracy=test["accuracy"],
+            test_loss=test["loss"],
+            seconds=seconds,
+            history=history,
+            output=str(output) if output is not None else None,
+        )
+
 
 def _steps_per_epoch(train) -> int:
     cardinality = int(train.cardinality().numpy())
@@ -211,23 +238,15 @@ def train_experiment(
         verbose=verbose,
     )
     test = trainer.evaluate(data.test)
-    history = fit.history
-    result = ExperimentResult(
+    result = ExperimentResult.from_run(
         dataset=dataset,
         model=model,
         loss=loss if isinstance(loss, str) else type(loss_object).__name__,
         seed=seed,
-        epochs=fit.epochs,
-        steps=fit.steps,
-        status=fit.status,
-        message=fit.message,
-        train_accuracy=history.get("accuracy", [float("nan")])[-1],
-        val_accuracy=history["val_accuracy"][-1] if "val_accuracy" in history else None,
-        test_accuracy=test["accuracy"],
-        test_loss=test["loss"],
+        fit=fit,
+        test=test,
         seconds=time.perf_counter() - start,
-        history=history,
-        output=str(output) if output is not None else None,
+        output=output,
     )
     if output is not None:
         _write_outputs(output, network, result)
