@@ -9,10 +9,11 @@
   :class:`HessianTracker` records λ_max during training.
 - :mod:`~metaloss.analysis.ntk`: the empirical neural tangent kernel and its spectrum.
 - :mod:`~metaloss.analysis.robustness`: accuracy under FGSM and PGD attacks (cleverhans).
+- :mod:`~metaloss.analysis.statistics`: mean ± std over seeds, Welch's t-test, Markdown tables.
 - :mod:`~metaloss.analysis.plots`: matplotlib figures.
 """
 
-from metaloss.analysis import hessian, ntk, robustness
+from metaloss.analysis import hessian, ntk, robustness, statistics
 from metaloss.analysis.attraction import AttractionTracker, attraction, pushed_away
 from metaloss.analysis.decomposition import (
     InvariantCheck,
@@ -60,6 +61,7 @@ __all__ = [
     "plot_search_progress",
     "pushed_away",
     "robustness",
+    "statistics",
     "taylor_glo_coefficients",
     "taylorglo_invariant",
 ]

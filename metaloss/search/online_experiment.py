@@ -124,9 +124,10 @@ def online_experiment(
     )
     if output is not None:
         output = Path(output)
-        _write_outputs(output, network, experiment)
+        output.mkdir(parents=True, exist_ok=True)
         losses.save(run.loss, output / LEARNED_LOSS_FILE)
         partial = output / (SNAPSHOTS_FILE + ".partial")
         partial.write_text(json.dumps([s.to_dict() for s in run.snapshots]) + "\n")
         partial.replace(output / SNAPSHOTS_FILE)
+        _write_outputs(output, network, experiment)  # results.json last: the run is complete
     return OnlineExperiment(experiment, run)

@@ -13,6 +13,7 @@ from metaloss.training.schedules import (
     learning_rate_schedule,
     make_optimizer,
 )
+from metaloss.training.study import run_seeds, seed_directory, write_study
 from metaloss.training.trainer import FitResult, Trainer
 
 __all__ = [
@@ -26,5 +27,8 @@ __all__ = [
     "build_optimizer",
     "learning_rate_schedule",
     "make_optimizer",
+    "run_seeds",
+    "seed_directory",
     "train_experiment",
+    "write_study",
 ]

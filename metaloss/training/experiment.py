@@ -54,6 +54,14 @@ class ExperimentResult:
         return asdict(self)
 
     @classmethod
+    def load(cls, path: str | Path) -> ExperimentResult:
+        """The record a finished run wrote: ``path`` is its ``results.json`` or directory."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / RESULTS_FILE
+        return cls(**json.loads(path.read_text()))
+
+    @classmethod
     def from_run(
         cls, *, dataset, model, loss, seed, fit, test, seconds, output, history=None
     ) -> ExperimentResult:
@@ -155,7 +163,8 @@ def train_experiment(
     model: str = "mlp",
     loss="cross_entropy",
     *,
-    epochs: int = 20,
+    epochs: int | None = 20,
+    steps: int | None = None,
     seed: int = 0,
     output: str | Path | None = None,
     batch_size: int = 128,
@@ -169,6 +178,7 @@ def train_experiment(
     data_dir: str | None = None,
     jit_compile: bool | None = None,
     resume: bool = False,
+    callbacks=None,
     verbose: str | int = "auto",
 ) -> ExperimentResult:
     """Trains ``model`` on ``dataset`` with ``loss`` and evaluates it on the test split.
@@ -185,6 +195,8 @@ def train_experiment(
         loss: anything :func:`metaloss.losses.get` accepts; names get ``from_logits=True``.
             Defaults to `"cross_entropy"`.
         epochs: training epochs. Defaults to `20`.
+        steps: at most this many optimizer steps; with ``epochs=None`` the budget is steps
+            alone (the papers' MNIST budgets are in steps). Defaults to `None`.
         seed: seeds weights, data split, shuffling and augmentation. Defaults to `0`.
         output: directory for the files above. Defaults to `None` (write nothing).
         batch_size: Defaults to `128`.
@@ -199,6 +211,8 @@ def train_experiment(
         data_dir: where archives of downloadable datasets are. Defaults to `None`.
         jit_compile: XLA-compile the steps. Defaults to `None`.
         resume: continue from ``output/checkpoints`` if present. Defaults to `False`.
+        callbacks: Keras callbacks for :meth:`Trainer.fit` (for example a
+            :class:`~metaloss.analysis.HessianTracker`). Defaults to `None`.
         verbose: progress display, as :meth:`Trainer.fit`. Defaults to `"auto"`.
 
     Returns:
@@ -233,8 +247,10 @@ def train_experiment(
     fit = trainer.fit(
         data.train,
         epochs=epochs,
+        steps=steps,
         validation=data.validation,
         checkpoint_dir=checkpoints,
+        callbacks=callbacks,
         verbose=verbose,
     )
     test = trainer.evaluate(data.test)
@@ -249,13 +265,18 @@ def train_experiment(
         output=output,
     )
     if output is not None:
-        _write_outputs(output, network, result)
+        # results.json goes last: its presence marks a finished run (see run_seeds).
+        output.mkdir(parents=True, exist_ok=True)
         losses.save(loss_object, output / LOSS_FILE)
+        _write_outputs(output, network, result)
     return result
 
 
 def _write_outputs(output: Path, network: keras.Model, result: ExperimentResult) -> None:
-    """Writes the model and JSON files, each through a temporary name so none is half-written."""
+    """Writes the model and JSON files, each through a temporary name so none is half-written.
+
+    ``results.json`` is written last, so its presence means the run finished.
+    """
     output.mkdir(parents=True, exist_ok=True)
     partial_model = output / ("partial." + MODEL_FILE)
     network.save(partial_model)

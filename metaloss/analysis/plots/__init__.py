@@ -23,7 +23,12 @@ from metaloss.analysis.plots.losses import (
     plot_loss_shapes,
 )
 from metaloss.analysis.plots.robustness import plot_robustness_curves
-from metaloss.analysis.plots.training import plot_comparison, plot_history, plot_search_progress
+from metaloss.analysis.plots.training import (
+    plot_comparison,
+    plot_history,
+    plot_search_progress,
+    plot_seed_values,
+)
 
 __all__ = [
     "learning_rule",
@@ -41,4 +46,5 @@ __all__ = [
     "plot_ntk_spectrum",
     "plot_robustness_curves",
     "plot_search_progress",
+    "plot_seed_values",
 ]

@@ -9,7 +9,7 @@ from pathlib import Path
 from metaloss.analysis.plots._figure import pyplot as _pyplot
 from metaloss.analysis.plots._figure import save as _save
 
-__all__ = ["plot_comparison", "plot_history", "plot_search_progress"]
+__all__ = ["plot_comparison", "plot_history", "plot_search_progress", "plot_seed_values"]
 
 
 def plot_history(history: Mapping[str, Sequence[float]], path: str | Path, title: str = "") -> Path:
@@ -148,4 +148,45 @@ def plot_search_progress(
     axis.set_ylabel("validation accuracy")
     axis.grid(alpha=0.3)
     axis.set_title(title or "")
+    return _save(fig, path)
+
+
+def plot_seed_values(
+    groups: Mapping[str, Sequence[float]],
+    path: str | Path,
+    *,
+    ylabel: str = "test accuracy",
+    title: str = "",
+) -> Path:
+    """One column per group: every seed's value as a dot, the mean ± std as a bar.
+
+    Args:
+        groups: group label -> one value per seed (e.g. test accuracy per seed).
+        path: the PNG to write.
+        ylabel: the y-axis label. Defaults to `"test accuracy"`.
+        title: figure title. Defaults to `""`.
+
+    Returns:
+        The path written.
+    """
+    import statistics
+
+    plt = _pyplot()
+    fig, axis = plt.subplots(figsize=(1.6 + 1.3 * max(len(groups), 1), 4))
+    for position, values in enumerate(groups.values()):
+        values = [float(v) for v in values]
+        if not values:
+            continue
+        spread = statistics.stdev(values) if len(values) > 1 else 0.0
+        axis.errorbar(
+            position, statistics.fmean(values), yerr=spread, fmt="s", color="black", capsize=6
+        )
+        jitter = [position + 0.15 + 0.04 * (i % 3) for i in range(len(values))]
+        axis.scatter(jitter, values, alpha=0.6, label=None)
+    axis.set_xticks(range(len(groups)), list(groups), rotation=20, ha="right")
+    axis.set_xlim(-0.6, len(groups) - 0.4)
+    axis.set_ylabel(ylabel)
+    axis.grid(alpha=0.3, axis="y")
+    axis.set_title(title)
+    fig.tight_layout()
     return _save(fig, path)
