@@ -44,6 +44,8 @@ def plot_comparison(
     path: str | Path,
     metric: str = "val_accuracy",
     title: str = "",
+    *,
+    xlabel: str = "epoch",
 ) -> Path:
     """One curve per run of ``metric`` over epochs, e.g. validation accuracy per loss.
 
@@ -52,6 +54,7 @@ def plot_comparison(
         path: the PNG to write.
         metric: the history key to plot. Defaults to `"val_accuracy"`.
         title: figure title. Defaults to `""`.
+        xlabel: what the x axis counts (from 1). Defaults to `"epoch"`.
 
     Returns:
         The path written.
@@ -62,7 +65,7 @@ def plot_comparison(
         values = history.get(metric)
         if values:
             axis.plot(range(1, len(values) + 1), values, label=label)
-    axis.set_xlabel("epoch")
+    axis.set_xlabel(xlabel)
     axis.set_ylabel(metric.replace("_", " "))
     axis.grid(alpha=0.3)
     axis.legend()

@@ -1,0 +1,71 @@
+"""The recipes' shared options: smoke defaults, the rerun command, settings checks on resume."""
+
+import json
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from metaloss.cli.recipe_tools import (
+    apply_smoke,
+    command_line,
+    float_list,
+    prepare_output,
+    recipe_options,
+)
+
+
+def _command(seen):
+    @click.command()
+    @recipe_options("demo_recipe", seeds=3)
+    @click.option("--eps", callback=float_list, default="0,0.1")
+    @click.option("--jit/--no-jit", default=None)
+    @click.option("--model", default="cnn")
+    def main(**_):
+        ctx = click.get_current_context()
+        seen["params"] = apply_smoke(ctx, {"model": "mlp", "seeds": 1})
+        seen["command"] = command_line(ctx, "demo_recipe.py")
+
+    return main
+
+
+@pytest.mark.parametrize(
+    ("args", "model", "seeds"),
+    [([], "cnn", 3), (["--smoke"], "mlp", 1), (["--smoke", "--model", "wrn"], "wrn", 1)],
+)
+def test_smoke_fills_only_the_options_left_at_their_defaults(args, model, seeds):
+    seen = {}
+    assert CliRunner().invoke(_command(seen), args).exit_code == 0
+    assert (seen["params"]["model"], seen["params"]["seeds"]) == (model, seeds)
+    assert str(seen["params"]["output"]) == "runs/demo_recipe"
+
+
+def test_command_line_repeats_exactly_what_was_given():
+    seen = {}
+    args = ["--smoke", "--eps", "0.05,0.1", "--no-jit", "--model", "my model", "--seeds", "2"]
+    assert CliRunner().invoke(_command(seen), args).exit_code == 0
+    assert seen["command"] == (
+        "python recipes/demo_recipe.py --smoke --seeds 2 --eps 0.05,0.1 --no-jit --model 'my model'"
+    )
+
+
+def test_float_list_rejects_text():
+    result = CliRunner().invoke(_command({}), ["--eps", "0.1,x"])
+    assert result.exit_code == 2 and "--eps" in result.output
+    assert float_list(None, None, "1, 2.5") == [1.0, 2.5]
+
+
+def test_prepare_output_refuses_other_settings_unless_overwritten(tmp_path):
+    output = tmp_path / "run"
+    kept = prepare_output(output, {"seeds": 2, "output": output, "verbose": 1}, overwrite=False)
+    assert kept == {"seeds": 2}
+    assert json.loads((output / "settings.json").read_text()) == {"seeds": 2}
+    (output / "seed0").mkdir()
+    # Same settings (verbosity does not count): accepted, and nothing is deleted.
+    prepare_output(output, {"seeds": 2, "verbose": 0}, overwrite=False)
+    assert (output / "seed0").is_dir()
+    with pytest.raises(click.UsageError, match=r"seeds: 2 -> 3.*--overwrite"):
+        prepare_output(output, {"seeds": 3}, overwrite=False)
+    prepare_output(output, {"seeds": 3}, overwrite=True)
+    assert not (output / "seed0").exists()
+    assert json.loads((output / "settings.json").read_text()) == {"seeds": 3}

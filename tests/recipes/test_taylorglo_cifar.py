@@ -1,0 +1,101 @@
+"""recipes/taylorglo_cifar.py at smoke sizes: search + training, invariant ablation, attraction."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from metaloss import losses
+
+
+def _invoke(main, *args):
+    result = CliRunner().invoke(main, ["--smoke", *args])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result
+
+
+def test_paper_settings_fill_the_defaults(recipe):
+    module = recipe("taylorglo_cifar")
+    params = {
+        "model": "resnet20",
+        "experiment": "data-utilisation",
+        "subset_fraction": None,
+        **dict.fromkeys(("budget_epochs", "epochs", "schedule", "weight_decay")),
+    }
+    resolved = module._resolve(params)
+    # REFERENCE §3: ResNets get 20 of 200 epochs, the "resnet" schedule and weight decay 1e-4;
+    # data-utilisation runs use 10% of the training data.
+    assert (resolved["budget_epochs"], resolved["epochs"]) == (20, 200)
+    assert (resolved["schedule"], resolved["weight_decay"]) == ("resnet", 1e-4)
+    assert resolved["subset_fraction"] == 0.1
+    wrn = module._resolve({**params, "model": "wrn", "experiment": "main"})
+    assert wrn["model_spec"] == "wrn:depth=16,width=8,dropout=0.3"
+    assert wrn["subset_fraction"] == 1.0
+
+
+def test_a_model_without_paper_settings_needs_its_budget(recipe, tmp_path):
+    result = CliRunner().invoke(
+        recipe("taylorglo_cifar").main, ["--model", "mlp", "--output", str(tmp_path)]
+    )
+    assert result.exit_code == 2 and "--budget-epochs" in result.output
+
+
+@pytest.mark.slow
+def test_main_searches_then_compares_and_resumes(recipe, tmp_path):
+    main = recipe("taylorglo_cifar").main
+    output = tmp_path / "main"
+    _invoke(main, "--output", str(output), "--generations", "1")
+    results = json.loads((output / "results.json").read_text())
+    (section,) = results["sections"]
+    assert set(section["runs"]) == {"cross_entropy", "taylor_glo"}
+    best = output / "search" / "best_loss.json"
+    assert isinstance(losses.get(best), losses.TaylorGLO)
+    assert (output / "search" / "report" / "report.md").is_file()
+    # The TaylorGLO arm trained with the searched loss.
+    run = output / "taylor_glo" / "seed0"
+    assert json.loads((run / "loss.json").read_text()) == json.loads(best.read_text())
+    assert "candidates trained" in (output / "results.md").read_text()
+    for figure in section["figures"]:
+        assert (output / figure).stat().st_size > 0
+    again = _invoke(main, "--output", str(output), "--generations", "1")
+    assert again.output.count("finished earlier") == 4
+
+
+@pytest.mark.slow
+def test_invariant_ablation_compares_searches_at_equal_budget(recipe, tmp_path):
+    output = tmp_path / "invariant"
+    _invoke(
+        recipe("taylorglo_cifar").main,
+        *("--experiment", "invariant", "--output", str(output), "--generations", "1"),
+    )
+    (section,) = json.loads((output / "results.json").read_text())["sections"]
+    assert set(section["best_score"]) == {"invariant_on", "invariant_off"}
+    # Without the invariant every proposed candidate trains; with it, rejected ones do not.
+    assert section["candidates_trained"]["invariant_off"] == [4, 4]
+    assert all(n <= 4 for n in section["candidates_trained"]["invariant_on"])
+    for label in ("invariant_on", "invariant_off"):
+        for k, score in enumerate(section["best_score"][label]):
+            trials = output / label / f"search{k}" / "trials"
+            assert trials.is_dir()
+            assert section["best_so_far"][label][k][-1] == pytest.approx(score)
+    assert (output / "invariant_best_so_far.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_attraction_records_pushed_away_fractions(recipe, tmp_path):
+    output = tmp_path / "attraction"
+    _invoke(recipe("taylorglo_cifar").main, "--experiment", "attraction", "--output", str(output))
+    (section,) = json.loads((output / "results.json").read_text())["sections"]
+    final = section["pushed_away_correct_final"]
+    # Cross-entropy never pushes a correctly classified sample away (REFERENCE §2).
+    assert final["cross_entropy"] == [0.0, 0.0]
+    for label, values in final.items():
+        for seed, value in enumerate(values):
+            saved = json.loads(
+                (output / "attraction" / label / f"seed{seed}" / "attraction.json").read_text()
+            )
+            assert saved["pushed_away_correct"][-1] == value
+            assert len(saved["epoch"]) == 3  # before training and after each of 2 epochs
+    # Without --loss or a search in this output, the reference code's TaylorGLO loss is used.
+    assert isinstance(losses.get(output / "taylor_glo_reference.json"), losses.TaylorGLO)
+    assert (output / "attraction.png").stat().st_size > 0
