@@ -138,6 +138,7 @@ def prepare_output(output: Path, settings: Mapping, *, overwrite: bool) -> dict:
 
     Raises:
         click.UsageError: ``output`` holds a run with different settings (and not ``overwrite``).
+            Options the previous run did not record (added to a recipe since) are accepted.
     """
     quiet_tensorflow()
     settings = _jsonable(dict(settings))
@@ -148,7 +149,8 @@ def prepare_output(output: Path, settings: Mapping, *, overwrite: bool) -> dict:
         shutil.rmtree(output)
     if path.is_file():
         previous = json.loads(path.read_text())
-        changed = sorted(k for k in set(previous) | set(kept) if previous.get(k) != kept.get(k))
+        # Options added to the recipe since that run are not a difference.
+        changed = sorted(k for k in previous if previous[k] != kept.get(k))
         if changed:
             details = ", ".join(f"{k}: {previous.get(k)!r} -> {kept.get(k)!r}" for k in changed)
             raise click.UsageError(
@@ -251,6 +253,7 @@ def comparison_section(
         "comparisons": [c.to_dict() for c in comparisons],
         "runs": {label: [r.to_dict() for r in runs] for label, runs in arms.items()},
         "figures": [seeds_figure.name, curves_figure.name],
+        "notes": list(notes),
         **_jsonable(dict(extra or {})),
         "markdown": markdown,
     }

@@ -64,6 +64,8 @@ def test_prepare_output_refuses_other_settings_unless_overwritten(tmp_path):
     # Same settings (verbosity does not count): accepted, and nothing is deleted.
     prepare_output(output, {"seeds": 2, "verbose": 0}, overwrite=False)
     assert (output / "seed0").is_dir()
+    # An option the first run did not know about is no difference; a changed one is.
+    prepare_output(output, {"seeds": 2, "new_option": 1}, overwrite=False)
     with pytest.raises(click.UsageError, match=r"seeds: 2 -> 3.*--overwrite"):
         prepare_output(output, {"seeds": 3}, overwrite=False)
     prepare_output(output, {"seeds": 3}, overwrite=True)
