@@ -6,7 +6,8 @@
   :class:`AttractionTracker` for training runs.
 - :mod:`~metaloss.analysis.hessian`: Hessian-vector products, top eigenvalues (Lanczos, power
   iteration), trace (Hutchinson) and spectral density (stochastic Lanczos quadrature);
-  :class:`HessianTracker` records λ_max during training.
+  :class:`HessianTracker` records λ_max during training, :func:`peaks_per_period` finds the
+  bursts of a cyclic loss.
 - :mod:`~metaloss.analysis.ntk`: the empirical neural tangent kernel and its spectrum.
 - :mod:`~metaloss.analysis.robustness`: accuracy under FGSM and PGD attacks (cleverhans).
 - :mod:`~metaloss.analysis.statistics`: mean ± std over seeds, Welch's t-test, Markdown tables.
@@ -28,7 +29,7 @@ from metaloss.analysis.decomposition import (
     taylor_glo_coefficients,
     taylorglo_invariant,
 )
-from metaloss.analysis.hessian_tracker import HessianTracker
+from metaloss.analysis.hessian_tracker import HessianTracker, peaks_per_period
 from metaloss.analysis.plots import (
     loss_shape,
     plot_comparison,
@@ -54,6 +55,7 @@ __all__ = [
     "invariant",
     "loss_shape",
     "ntk",
+    "peaks_per_period",
     "plot_comparison",
     "plot_history",
     "plot_learned_loss_snapshots",

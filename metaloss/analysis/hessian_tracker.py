@@ -21,7 +21,7 @@ import tensorflow as tf
 from metaloss.analysis.hessian import HVP_METHODS, HessianOperator
 from metaloss.losses._base import invalid_value
 
-__all__ = ["HessianTracker"]
+__all__ = ["HessianTracker", "peaks_per_period"]
 
 
 def _check_int(name: str, value, minimum: int = 1) -> int:
@@ -192,3 +192,65 @@ class HessianTracker(keras.callbacks.Callback):
         if self.ntk_inputs is not None:
             history["ntk_max"] = list(self.ntk_max)
         return history
+
+
+def peaks_per_period(
+    history: dict,
+    *,
+    period: int,
+    learning_rate: float,
+    num_classes: int | None,
+    plain_from: int | None = None,
+) -> list[dict]:
+    """Per period of a cyclic dynamical loss: the largest recorded λ_max, where, and above 2/η.
+
+    The paper's bifurcation bursts: near the end of each period λ_max of the (weighted) loss rises
+    past the edge of stability 2/η and falls back when the emphasised class changes.
+
+    A record at step ``s`` holds the weights after ``s`` updates, measured on the loss of the
+    update just made (its step ``s - 1``); so it belongs to period ``(s - 1) // T`` (step 0 to
+    period 0) and its position in that period is ``(s - p·T) / T``, in ``(0, 1]``.
+
+    Args:
+        history: a :meth:`HessianTracker.history` (``steps``, ``lambda_max``, maybe ``ntk_max``).
+        period: T in steps.
+        learning_rate: η.
+        num_classes: C; period ``p`` emphasises class ``p mod C``. `None` for a loss with no
+            emphasis (cross-entropy, summarised over the same windows).
+        plain_from: the first period with A = 1 (no emphasis). Defaults to `None`.
+
+    Returns:
+        One record per period that has records, in order: ``period``, ``first_step``,
+        ``last_step``, ``emphasised_class``, ``records``, ``lambda_max``, ``step``,
+        ``fraction`` (position in the period), ``above_edge`` and, with an NTK history,
+        ``ntk_max``.
+
+    References:
+        Ruiz-Garcia, Zhang, Schoenholz, Liu, *Tilting the playing field: Dynamical loss
+        functions for machine learning*, arXiv 2102.03793 (ICML 2021).
+    """
+    edge = 2.0 / learning_rate
+    groups: dict[int, list[int]] = {}
+    for index, step in enumerate(history["steps"]):
+        groups.setdefault(max(step - 1, 0) // period, []).append(index)
+    ntk = history.get("ntk_max") or []
+    rows = []
+    for number, indices in sorted(groups.items()):
+        best = max(indices, key=lambda i: history["lambda_max"][i])
+        step = history["steps"][best]
+        plain = num_classes is None or (plain_from is not None and number >= plain_from)
+        row = {
+            "period": number,
+            "first_step": number * period,
+            "last_step": (number + 1) * period,
+            "emphasised_class": None if plain else number % num_classes,
+            "records": len(indices),
+            "lambda_max": history["lambda_max"][best],
+            "step": step,
+            "fraction": (step - number * period) / period,
+            "above_edge": history["lambda_max"][best] > edge,
+        }
+        if ntk:
+            row["ntk_max"] = max(ntk[i] for i in indices)
+        rows.append(row)
+    return rows

@@ -298,7 +298,12 @@ def _check_normalization(normalization: Any, channels: int) -> tuple[Any, Any]:
 
 
 def _logits_layer(num_classes: int, name: str = "logits") -> Any:
-    """The classifier head: a float32 `Dense(num_classes)` without activation."""
+    """The classifier head: a float32 `Dense(num_classes)` without activation.
+
+    float32 keeps mixed-precision logits stable; under a float64 dtype policy (as in the
+    dynamical-loss paper's float64 runs) the head is float64 like the rest of the network.
+    """
     import keras
 
-    return keras.layers.Dense(num_classes, dtype="float32", name=name)
+    float64 = keras.config.dtype_policy().compute_dtype == "float64"
+    return keras.layers.Dense(num_classes, dtype="float64" if float64 else "float32", name=name)

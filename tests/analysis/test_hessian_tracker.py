@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from metaloss.analysis.hessian import top_eigenvalues
-from metaloss.analysis.hessian_tracker import HessianTracker
+from metaloss.analysis.hessian_tracker import HessianTracker, peaks_per_period
 from metaloss.losses import CyclicClassEmphasis
 from metaloss.training import LossClock, Trainer
 
@@ -116,3 +116,27 @@ def test_bad_arguments_are_value_errors():
     tracker.set_model(model)  # never compiled: no loss to track
     with pytest.raises(ValueError, match="argument `loss`"):
         tracker.on_train_begin()
+
+
+def test_peaks_per_period_assigns_records_to_the_period_of_the_update_just_made():
+    # T = 10, records every 5 steps. The record at step 10 measures the loss of update 10, i.e.
+    # loss step 9: it closes period 0. Peaks chosen by hand: 1.5 at step 10 (period 0), 2.5 at
+    # step 15 (period 1, just after its start), 0.7 at step 30 (period 2, A = 1 from there).
+    history = {
+        "steps": [0, 5, 10, 15, 20, 25, 30],
+        "lambda_max": [1.0, 1.2, 1.5, 2.5, 2.1, 0.5, 0.7],
+        "ntk_max": [10.0, 11.0, 12.0, 13.0, 9.0, 20.0, 30.0],
+    }
+    rows = peaks_per_period(history, period=10, learning_rate=1.0, num_classes=3, plain_from=2)
+    assert [r["period"] for r in rows] == [0, 1, 2]
+    assert [r["records"] for r in rows] == [3, 2, 2]
+    assert [r["lambda_max"] for r in rows] == [1.5, 2.5, 0.7]
+    assert [r["step"] for r in rows] == [10, 15, 30]
+    assert [r["fraction"] for r in rows] == [1.0, 0.5, 1.0]
+    assert [r["above_edge"] for r in rows] == [False, True, False]  # 2/η = 2
+    assert [r["emphasised_class"] for r in rows] == [0, 1, None]
+    assert [r["ntk_max"] for r in rows] == [12.0, 13.0, 30.0]
+    # η = 0.5 moves the line to 4: nothing is above it. No emphasis for a baseline.
+    rows = peaks_per_period(history, period=10, learning_rate=0.5, num_classes=None)
+    assert not any(r["above_edge"] for r in rows)
+    assert all(r["emphasised_class"] is None for r in rows)

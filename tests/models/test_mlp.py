@@ -61,3 +61,21 @@ def test_no_dropout_layers_by_default():
 def test_bad_hyperparameters_are_rejected(argument, value):
     with pytest.raises(ValueError, match=f"Invalid value for argument `{argument}`"):
         build_mlp((40,), 10, **{argument: value})
+
+
+def test_float64_policy_makes_every_weight_and_the_logits_float64():
+    # The dynamical-loss recipe trains in float64: a float32 head would mix dtypes in the
+    # gradients (and the Hessian). Mixed precision keeps its float32 head (test_init.py).
+    floatx, policy = keras.config.floatx(), keras.config.dtype_policy()
+    keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")
+    try:
+        model = build_mlp((2,), 3, hidden=(5,))
+    finally:
+        keras.config.set_floatx(floatx)
+        keras.config.set_dtype_policy(policy)
+    assert {w.dtype for w in model.weights} == {"float64"}
+    logits = keras.ops.convert_to_numpy(model(np.ones((2, 2)), training=False))
+    assert logits.dtype == np.float64
+    # Back under the default policy the head is float32 again.
+    assert build_mlp((2,), 3).output.dtype == "float32"
