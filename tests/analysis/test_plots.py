@@ -169,3 +169,64 @@ def test_robustness_curves_write_a_png_and_check_their_input(tmp_path):
     with pytest.raises(ValueError, match="argument `curves`"):
         plot_robustness_curves({}, tmp_path / "none.png")
     assert not (tmp_path / "none.png").exists()
+
+
+def test_robustness_curves_draw_bands_and_check_them(tmp_path):
+    from matplotlib.image import imread
+
+    from metaloss.analysis.plots import plot_robustness_curves
+
+    curves = {"CE": {0.0: 0.9, 0.1: 0.5, 0.2: 0.2}, "Baikal": {0.0: 0.9, 0.1: 0.6, 0.2: 0.3}}
+    plain = plot_robustness_curves(curves, tmp_path / "plain.png")
+    banded = plot_robustness_curves(
+        curves, tmp_path / "banded.png", bands={"CE": {0.0: 0.05, 0.1: 0.1, 0.2: 0.05}}
+    )
+    assert_png(banded)
+    # Same curves, same size: only the shaded band can tell the two images apart.
+    assert imread(plain).shape == imread(banded).shape
+    assert not np.array_equal(imread(plain), imread(banded))
+    for bad in ({"SGD": {0.0: 0.1, 0.1: 0.1, 0.2: 0.1}}, {"CE": {0.0: 0.1, 0.1: 0.1}}):
+        with pytest.raises(ValueError, match="argument `bands`"):
+            plot_robustness_curves(curves, tmp_path / "bad.png", bands=bad)
+    assert not (tmp_path / "bad.png").exists()
+
+
+def test_seed_values_draw_every_seed_and_the_mean(tmp_path):
+    from metaloss.analysis.plots import plot_seed_values
+
+    path = plot_seed_values({"ce": [0.5, 0.6, 0.7], "baikal": [0.65]}, tmp_path / "s.png")
+    assert path.stat().st_size > 0
+    figure = _last_figure_axes()
+    # One scatter per group (3 + 1 points) and one mean ± std marker per group.
+    offsets = [c.get_offsets() for c in figure.collections if len(c.get_offsets())]
+    assert sorted(len(o) for o in offsets)[-2:] == [1, 3]
+    assert [t.get_text() for t in figure.get_xticklabels()] == ["ce", "baikal"]
+
+
+def test_comparison_takes_an_x_label(tmp_path):
+    from metaloss.analysis.plots import plot_comparison
+
+    plot_comparison({"a": {"best": [0.1, 0.3]}}, tmp_path / "c.png", "best", xlabel="generation")
+    assert _last_figure_axes().get_xlabel() == "generation"
+
+
+def _last_figure_axes():
+    """The axes of the figure just saved (the plots close their figures; keep a reference)."""
+    return _saved_axes[-1]
+
+
+_saved_axes = []
+
+
+@pytest.fixture(autouse=True)
+def _keep_saved_axes(monkeypatch):
+    from metaloss.analysis.plots import _figure
+
+    original = _figure.save
+
+    def save(fig, path):
+        _saved_axes.append(fig.axes[0])
+        return original(fig, path)
+
+    for module in ("training", "dynamics", "losses", "robustness"):
+        monkeypatch.setattr(f"metaloss.analysis.plots.{module}._save", save, raising=False)

@@ -16,6 +16,7 @@ def plot_robustness_curves(
     path: str | Path,
     *,
     title: str | None = None,
+    bands: Mapping[str, Mapping[float, float]] | None = None,
 ) -> Path:
     """Accuracy versus ε, one line per model.
 
@@ -25,6 +26,9 @@ def plot_robustness_curves(
         curves: model label -> ``{ε: accuracy}``.
         path: the PNG to write.
         title: figure title, e.g. the attack. Defaults to `None`.
+        bands: label -> ``{ε: half-width}``: a shaded band ``accuracy ± half-width`` around that
+            curve, e.g. the standard deviation over seeds of a mean curve. Each label must be a
+            curve's, with that curve's ε values. Defaults to `None` (no bands).
 
     Returns:
         The path written.
@@ -34,11 +38,29 @@ def plot_robustness_curves(
             "Invalid value for argument `curves`. Expected at least one non-empty "
             f"{{eps: accuracy}} curve. Received: curves={curves!r}"
         )
+    bands = dict(bands or {})
+    for label, band in bands.items():
+        if label not in curves or set(band) != set(curves[label]):
+            raise ValueError(
+                "Invalid value for argument `bands`. Expected half-widths at the ε values of "
+                f"one of the curves {list(curves)}. Received: bands[{label!r}]={band!r}"
+            )
     plt = _pyplot()
     fig, axis = plt.subplots(figsize=(6, 4))
     for label, curve in curves.items():
         eps = sorted(curve)
-        axis.plot(eps, [curve[e] for e in eps], marker="o", label=label)
+        mean = [curve[e] for e in eps]
+        (line,) = axis.plot(eps, mean, marker="o", label=label)
+        if label in bands:
+            half = [bands[label][e] for e in eps]
+            axis.fill_between(
+                eps,
+                [m - h for m, h in zip(mean, half, strict=True)],
+                [m + h for m, h in zip(mean, half, strict=True)],
+                color=line.get_color(),
+                alpha=0.2,
+                linewidth=0,
+            )
     axis.set_xlabel("perturbation size ε")
     axis.set_ylabel("accuracy")
     axis.set_ylim(0, 1)
