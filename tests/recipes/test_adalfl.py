@@ -1,28 +1,20 @@
 """recipes/adalfl.py at smoke sizes: one section per task, its files, resuming, bad input."""
 
-import importlib.util
 import json
 import statistics
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-SCRIPT = Path(__file__).resolve().parents[2] / "recipes" / "adalfl.py"
+from tests.recipes.helpers import load_recipe
+
 # Two tasks, the second with model arguments (a ':' and brackets inside the task).
 TASKS = {"digits:mlp": "digits_mlp", "digits:mlp:hidden=[32]": "digits_mlp_hidden=_32_"}
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("recipe_adalfl", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def recipe():
-    return load_script()
+    return load_recipe("adalfl")
 
 
 @pytest.fixture(scope="module")

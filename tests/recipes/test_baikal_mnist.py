@@ -5,11 +5,13 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from tests.recipes.helpers import load_recipe
+
 pytestmark = pytest.mark.slow
 
 
-def test_smoke_run_writes_results_and_resumes(recipe, tmp_path):
-    main = recipe("baikal_mnist").main
+def test_smoke_run_writes_results_and_resumes(tmp_path):
+    main = load_recipe("baikal_mnist").main
     output = tmp_path / "baikal"
     args = ["--smoke", "--output", str(output), "--steps", "20", "--fractions", "1,0.5"]
     first = CliRunner().invoke(main, args)
@@ -47,9 +49,10 @@ def test_smoke_run_writes_results_and_resumes(recipe, tmp_path):
     assert "--overwrite" in changed.output and "fractions" in changed.output
 
 
-def test_bad_fraction_is_a_usage_error(recipe, tmp_path):
+def test_bad_fraction_is_a_usage_error(tmp_path):
     result = CliRunner().invoke(
-        recipe("baikal_mnist").main, ["--smoke", "--output", str(tmp_path), "--fractions", "1.5"]
+        load_recipe("baikal_mnist").main,
+        ["--smoke", "--output", str(tmp_path), "--fractions", "1.5"],
     )
     assert result.exit_code == 2 and "--fractions" in result.output
     assert not (tmp_path / "settings.json").exists()

@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-SCRIPT = Path(__file__).resolve().parents[2] / "recipes" / "dynamical.py"
+from tests.recipes.helpers import load_recipe
 
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("recipe_dynamical", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-dynamical = load_script()
+dynamical = load_recipe("dynamical")
 
 
 def invoke(*args):

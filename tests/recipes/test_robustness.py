@@ -1,29 +1,21 @@
 """recipes/robustness.py at smoke sizes: files, robustness statistics, resuming, bad input."""
 
-import importlib.util
 import json
 import statistics
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-SCRIPT = Path(__file__).resolve().parents[2] / "recipes" / "robustness.py"
+from tests.recipes.helpers import load_recipe
+
 LOSSES = ("cross_entropy", "baikal", "taylor_glo")
 EPS = [0.0, 0.1, 0.2, 0.3]  # --smoke's grid
 DIGITS_TEST_SIZE = 359  # scikit-learn's digits, the fixed 20% test split
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("recipe_robustness", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def recipe():
-    return load_script()
+    return load_recipe("robustness")
 
 
 @pytest.fixture(scope="module")

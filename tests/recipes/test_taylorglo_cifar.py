@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from metaloss import losses
+from tests.recipes.helpers import load_recipe
 
 
 def _invoke(main, *args):
@@ -14,8 +15,8 @@ def _invoke(main, *args):
     return result
 
 
-def test_paper_settings_fill_the_defaults(recipe):
-    module = recipe("taylorglo_cifar")
+def test_paper_settings_fill_the_defaults():
+    module = load_recipe("taylorglo_cifar")
     params = {
         "model": "resnet20",
         "experiment": "data-utilisation",
@@ -33,16 +34,16 @@ def test_paper_settings_fill_the_defaults(recipe):
     assert wrn["subset_fraction"] == 1.0
 
 
-def test_a_model_without_paper_settings_needs_its_budget(recipe, tmp_path):
+def test_a_model_without_paper_settings_needs_its_budget(tmp_path):
     result = CliRunner().invoke(
-        recipe("taylorglo_cifar").main, ["--model", "mlp", "--output", str(tmp_path)]
+        load_recipe("taylorglo_cifar").main, ["--model", "mlp", "--output", str(tmp_path)]
     )
     assert result.exit_code == 2 and "--budget-epochs" in result.output
 
 
 @pytest.mark.slow
-def test_main_searches_then_compares_and_resumes(recipe, tmp_path):
-    main = recipe("taylorglo_cifar").main
+def test_main_searches_then_compares_and_resumes(tmp_path):
+    main = load_recipe("taylorglo_cifar").main
     output = tmp_path / "main"
     _invoke(main, "--output", str(output), "--generations", "1")
     results = json.loads((output / "results.json").read_text())
@@ -62,10 +63,10 @@ def test_main_searches_then_compares_and_resumes(recipe, tmp_path):
 
 
 @pytest.mark.slow
-def test_invariant_ablation_compares_searches_at_equal_budget(recipe, tmp_path):
+def test_invariant_ablation_compares_searches_at_equal_budget(tmp_path):
     output = tmp_path / "invariant"
     _invoke(
-        recipe("taylorglo_cifar").main,
+        load_recipe("taylorglo_cifar").main,
         *("--experiment", "invariant", "--output", str(output), "--generations", "1"),
     )
     (section,) = json.loads((output / "results.json").read_text())["sections"]
@@ -82,9 +83,10 @@ def test_invariant_ablation_compares_searches_at_equal_budget(recipe, tmp_path):
 
 
 @pytest.mark.slow
-def test_attraction_records_pushed_away_fractions(recipe, tmp_path):
+def test_attraction_records_pushed_away_fractions(tmp_path):
     output = tmp_path / "attraction"
-    _invoke(recipe("taylorglo_cifar").main, "--experiment", "attraction", "--output", str(output))
+    main = load_recipe("taylorglo_cifar").main
+    _invoke(main, "--experiment", "attraction", "--output", str(output))
     (section,) = json.loads((output / "results.json").read_text())["sections"]
     final = section["pushed_away_correct_final"]
     # Cross-entropy never pushes a correctly classified sample away (REFERENCE §2).
