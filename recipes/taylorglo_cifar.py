@@ -93,7 +93,8 @@ def _resolve(p: dict) -> dict:
     ):
         if p[key] is None:
             p[key] = value
-    for key in ("budget_epochs", "epochs"):
+    needed = {"invariant": ("budget_epochs",), "attraction": ("epochs",)}
+    for key in needed.get(p["experiment"], ("budget_epochs", "epochs")):
         if p[key] is None:
             raise click.BadParameter(
                 f"{p['model']!r} has no paper setting; give it explicitly",

@@ -2,6 +2,7 @@
 
 import json
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -39,6 +40,18 @@ def test_a_model_without_paper_settings_needs_its_budget(tmp_path):
         load_recipe("taylorglo_cifar").main, ["--model", "mlp", "--output", str(tmp_path)]
     )
     assert result.exit_code == 2 and "--budget-epochs" in result.output
+    # The invariant ablation never trains fully: a search budget is all it needs.
+    module = load_recipe("taylorglo_cifar")
+    params = {
+        "model": "mlp",
+        "experiment": "invariant",
+        "subset_fraction": None,
+        "budget_epochs": 3,
+        **dict.fromkeys(("epochs", "schedule", "weight_decay")),
+    }
+    assert module._resolve(params)["budget_epochs"] == 3
+    with pytest.raises(click.BadParameter, match="no paper setting"):
+        module._resolve({**params, "experiment": "attraction"})
 
 
 @pytest.mark.slow
