@@ -19,8 +19,6 @@ References:
 
 from __future__ import annotations
 
-import functools
-
 import click
 
 from metaloss.cli.recipe_tools import (
@@ -31,6 +29,7 @@ from metaloss.cli.recipe_tools import (
     prepare_output,
     recipe_options,
     run_printer,
+    training_run,
     write_results,
 )
 
@@ -72,7 +71,7 @@ def main(**_):
         )
     output = p["output"]
     settings = prepare_output(output, p, overwrite=p["overwrite"])
-    from metaloss.training import run_seeds, train_experiment
+    from metaloss.training import run_seeds
 
     validation_split = 1 / 12 if p["dataset"] == "mnist" else 0.1  # MNIST: 55k/5k
     sections = []
@@ -80,23 +79,15 @@ def main(**_):
         click.echo(f"Training fraction {fraction:g}: {p['steps']} steps per run")
         arms = {}
         for label, loss in LOSSES.items():
-            run = functools.partial(
-                train_experiment,
+            run = training_run(
+                p,
                 p["dataset"],
                 p["model"],
                 loss,
                 epochs=None,
-                steps=p["steps"],
-                batch_size=p["batch_size"],
                 optimizer="sgd",
-                learning_rate=p["learning_rate"],
-                momentum=p["momentum"],
                 validation_split=validation_split,
                 subset_fraction=fraction,
-                data_dir=p["data_dir"],
-                jit_compile=p["jit_compile"],
-                resume=True,
-                verbose=p["verbose"],
             )
             arms[label] = run_seeds(
                 run,

@@ -77,6 +77,7 @@ from metaloss.cli.recipe_tools import (
     prepare_output,
     recipe_options,
     run_printer,
+    training_run,
     write_results,
 )
 
@@ -581,7 +582,7 @@ def run_cifar(p: dict) -> tuple[list[dict], str]:
     from metaloss import data as data_module
     from metaloss import models
     from metaloss.analysis.plots import plot_cyclic_weights
-    from metaloss.training import run_seeds, train_experiment
+    from metaloss.training import run_seeds
 
     output = p["output"]
     validation_split = 0.1  # 45k/5k on CIFAR
@@ -627,23 +628,15 @@ def run_cifar(p: dict) -> tuple[list[dict], str]:
         click.echo(f"Width {width}: {spec}, {parameters} parameters, {p['epochs']} epochs")
         results = {}
         for label, loss in arms.items():
-            run = functools.partial(
-                train_experiment,
+            run = training_run(
+                p,
                 p["dataset"],
                 spec,
                 loss,
-                epochs=p["epochs"],
-                batch_size=p["batch_size"],
+                steps=None,  # --steps is the spiral's budget; CIFAR trains by --epochs
                 optimizer="sgd",
                 learning_rate=p["lr"],
-                momentum=p["momentum"],
-                weight_decay=p["weight_decay"],
-                schedule=p["schedule"],
                 validation_split=validation_split,
-                data_dir=p["data_dir"],
-                jit_compile=p["jit_compile"],
-                resume=True,
-                verbose=p["verbose"],
             )
             results[label] = run_seeds(
                 run,

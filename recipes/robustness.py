@@ -62,6 +62,7 @@ from metaloss.cli.recipe_tools import (
     prepare_output,
     recipe_options,
     run_printer,
+    training_run,
     write_results,
 )
 
@@ -341,7 +342,7 @@ def main(**_):
     _check_model(p["dataset"], p["model"])
     output = p["output"]
     settings = prepare_output(output, p, overwrite=p["overwrite"])
-    from metaloss.training import run_seeds, seed_directory, train_experiment
+    from metaloss.training import run_seeds, seed_directory
 
     arms_losses = {
         BASELINE: "cross_entropy",
@@ -352,24 +353,7 @@ def main(**_):
     examples = functools.cache(functools.partial(_test_examples, p))
     arms, curves = {}, {}
     for label, loss in arms_losses.items():
-        run = functools.partial(
-            train_experiment,
-            p["dataset"],
-            p["model"],
-            loss,
-            epochs=p["epochs"],
-            batch_size=p["batch_size"],
-            optimizer="sgd",
-            learning_rate=p["learning_rate"],
-            momentum=p["momentum"],
-            weight_decay=p["weight_decay"],
-            schedule=p["schedule"],
-            validation_split=p["validation_split"],
-            data_dir=p["data_dir"],
-            jit_compile=p["jit_compile"],
-            resume=True,
-            verbose=p["verbose"],
-        )
+        run = training_run(p, p["dataset"], p["model"], loss, optimizer="sgd")
         try:
             arms[label] = run_seeds(
                 run, range(p["seeds"]), output / label, on_result=run_printer(label)

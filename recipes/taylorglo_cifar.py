@@ -52,6 +52,7 @@ from metaloss.cli.recipe_tools import (
     prepare_output,
     recipe_options,
     run_printer,
+    training_run,
     write_results,
 )
 
@@ -152,25 +153,7 @@ def _search(p: dict, directory: Path, *, seed: int, invariant: bool = True):
 
 
 def _train(p: dict, loss, **overrides):
-    from metaloss.training import train_experiment
-
-    settings = {
-        "epochs": p["epochs"],
-        "batch_size": p["batch_size"],
-        "optimizer": "sgd",
-        "learning_rate": p["learning_rate"],
-        "momentum": p["momentum"],
-        "weight_decay": p["weight_decay"],
-        "schedule": p["schedule"],
-        "validation_split": p["validation_split"],
-        "subset_fraction": p["subset_fraction"],
-        "data_dir": p["data_dir"],
-        "jit_compile": p["jit_compile"],
-        "resume": True,
-        "verbose": p["verbose"],
-        **overrides,
-    }
-    return functools.partial(train_experiment, p["dataset"], p["model_spec"], loss, **settings)
+    return training_run(p, p["dataset"], p["model_spec"], loss, optimizer="sgd", **overrides)
 
 
 def _main(p: dict, output: Path) -> list[dict]:
@@ -278,27 +261,15 @@ def _invariant(p: dict, output: Path) -> list[dict]:
     ]
 
 
-def _summary_writer(tracker, path: Path):
-    """A callback saving ``tracker.summary()`` to ``path`` when training ends, which is before
-    the run writes its results.json: a finished run always has its attraction record."""
+def _attraction(p: dict, output: Path) -> list[dict]:
     import keras
 
-    class SummaryWriter(keras.callbacks.Callback):
-        def on_train_end(self, logs=None):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(path.name + ".partial")
-            partial.write_text(json.dumps(tracker.summary()) + "\n")
-            partial.replace(path)
-
-    return SummaryWriter()
-
-
-def _attraction(p: dict, output: Path) -> list[dict]:
     from metaloss import data as data_module
     from metaloss import losses
     from metaloss.analysis import AttractionTracker
     from metaloss.analysis.plots import plot_attraction
     from metaloss.analysis.statistics import compare, markdown_table
+    from metaloss.search._files import write_json_atomically
     from metaloss.training import run_seeds
 
     taylor = p["loss"]
@@ -325,7 +296,12 @@ def _attraction(p: dict, output: Path) -> list[dict]:
         x, y = data.arrays("train")
         n = min(p["attraction_samples"], len(x))
         tracker = AttractionTracker(x[:n], y[:n], losses.get(loss, from_logits=True))
-        writer = _summary_writer(tracker, Path(output) / "attraction.json")
+        # Saved when training ends, before the run's results.json: a finished run has it.
+        writer = keras.callbacks.LambdaCallback(
+            on_train_end=lambda logs: write_json_atomically(
+                Path(output) / "attraction.json", tracker.summary()
+            )
+        )
         return _train(p, loss, callbacks=[tracker, writer])(seed=seed, output=output)
 
     arms, summaries = {}, {}

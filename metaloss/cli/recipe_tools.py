@@ -9,6 +9,7 @@ rather than a silent mix of two experiments.
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 import shutil
@@ -27,10 +28,27 @@ __all__ = [
     "prepare_output",
     "recipe_options",
     "run_printer",
+    "training_run",
     "write_results",
 ]
 
 SETTINGS_FILE = "settings.json"
+# Recipe options that are train_experiment arguments of the same name.
+TRAINING_OPTIONS = (
+    "epochs",
+    "steps",
+    "batch_size",
+    "optimizer",
+    "learning_rate",
+    "momentum",
+    "weight_decay",
+    "schedule",
+    "validation_split",
+    "subset_fraction",
+    "data_dir",
+    "jit_compile",
+    "verbose",
+)
 
 
 def recipe_options(name: str, *, seeds: int = 5):
@@ -162,6 +180,23 @@ def prepare_output(output: Path, settings: Mapping, *, overwrite: bool) -> dict:
     partial.write_text(json.dumps(kept, indent=2) + "\n")
     partial.replace(path)
     return kept
+
+
+def training_run(p: Mapping, dataset: str, model: str, loss, **overrides):
+    """A resumable :func:`~metaloss.training.train_experiment` run for ``run_seeds``.
+
+    Takes from the recipe's parameters ``p`` every option named like one of
+    ``train_experiment``'s arguments (:data:`TRAINING_OPTIONS`), with ``resume=True`` so an
+    interrupted run continues from its checkpoints; ``overrides`` win.
+
+    Returns:
+        A function of ``seed`` and ``output`` returning an ``ExperimentResult``.
+    """
+    from metaloss.training import train_experiment
+
+    settings = {key: p[key] for key in TRAINING_OPTIONS if key in p}
+    settings.update({"resume": True, **overrides})
+    return functools.partial(train_experiment, dataset, model, loss, **settings)
 
 
 def run_printer(label: str):

@@ -71,3 +71,20 @@ def test_prepare_output_refuses_other_settings_unless_overwritten(tmp_path):
     prepare_output(output, {"seeds": 3}, overwrite=True)
     assert not (output / "seed0").exists()
     assert json.loads((output / "settings.json").read_text()) == {"seeds": 3}
+
+
+def test_training_run_passes_the_training_options_and_lets_overrides_win():
+    from metaloss.cli.recipe_tools import training_run
+    from metaloss.training import train_experiment
+
+    params = {"epochs": 3, "learning_rate": 0.05, "seeds": 5, "output": "runs/x", "steps": 70}
+    run = training_run(params, "digits", "mlp", "baikal", steps=None, momentum=0.0)
+    assert run.func is train_experiment and run.args == ("digits", "mlp", "baikal")
+    # Recipe-only options (seeds, output) stay out; seed and output come from run_seeds.
+    assert run.keywords == {
+        "epochs": 3,
+        "learning_rate": 0.05,
+        "steps": None,
+        "momentum": 0.0,
+        "resume": True,
+    }
