@@ -108,9 +108,10 @@ def welch_t_test(a: Sequence[float], b: Sequence[float]) -> SignificanceTest:
         if difference == 0:
             return SignificanceTest(0.0, math.nan, math.nan, 1.0)
         return SignificanceTest(difference, math.copysign(math.inf, difference), math.nan, 0.0)
-    result = stats.ttest_ind(a, b, equal_var=False)
+    statistic = difference / math.sqrt(va + vb)
     dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    return SignificanceTest(difference, float(result.statistic), dof, float(result.pvalue))
+    p_value = 2.0 * float(stats.t.sf(abs(statistic), dof))
+    return SignificanceTest(difference, statistic, dof, min(p_value, 1.0))
 
 
 @dataclass(frozen=True)

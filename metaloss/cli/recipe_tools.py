@@ -259,14 +259,19 @@ def comparison_section(
     comparisons = compare(accuracy, baseline)
     rows = comparison_rows(comparisons)
     seeds_figure = plot_seed_values(accuracy, output / f"{name}_test_accuracy.png", title=title)
-    curves_figure = plot_comparison(
-        {
-            label: {"val_accuracy": _mean_curve([r.history for r in runs], "val_accuracy")}
-            for label, runs in arms.items()
-        },
-        output / f"{name}_validation_accuracy.png",
-        title="validation accuracy, mean over seeds",
-    )
+    curves = {
+        label: {"val_accuracy": _mean_curve([r.history for r in runs], "val_accuracy")}
+        for label, runs in arms.items()
+    }
+    figures = [seeds_figure.name]
+    if any(c["val_accuracy"] for c in curves.values()):  # runs without a validation split: none
+        figures.append(
+            plot_comparison(
+                curves,
+                output / f"{name}_validation_accuracy.png",
+                title="validation accuracy, mean over seeds",
+            ).name
+        )
     markdown = "\n".join(
         [
             f"### {title}",
@@ -275,8 +280,7 @@ def comparison_section(
             "",
             markdown_table(COMPARISON_HEADERS, rows),
             *[f"{line}\n" for line in notes],
-            f"![test accuracy per seed]({seeds_figure.name})",
-            f"![validation accuracy]({curves_figure.name})",
+            *[f"![{figure.split('.')[0]}]({figure})" for figure in figures],
             "",
         ]
     )
@@ -287,7 +291,7 @@ def comparison_section(
         "baseline": baseline,
         "comparisons": [c.to_dict() for c in comparisons],
         "runs": {label: [r.to_dict() for r in runs] for label, runs in arms.items()},
-        "figures": [seeds_figure.name, curves_figure.name],
+        "figures": figures,
         "notes": list(notes),
         **_jsonable(dict(extra or {})),
         "markdown": markdown,
