@@ -199,12 +199,13 @@ def _invariant(p: dict, output: Path) -> list[dict]:
         markdown_table,
     )
 
-    best, trained, curves = {}, {}, {}
+    best, trained, curves, records = {}, {}, {}, {}
     for label, use in (("invariant_on", True), ("invariant_off", False)):
-        best[label], trained[label], curves[label] = [], [], []
+        best[label], trained[label], curves[label], records[label] = [], [], [], []
         for k in range(p["search_seeds"]):
             click.echo(f"Search {label}, search seed {k}")
             record = _search(p, output / label / f"search{k}", seed=k, invariant=use)
+            records[label].append(record)
             best[label].append(record.best.score if record.best is not None else 0.0)
             trained[label].append(len(record.trials))
             running, curve = 0.0, []
@@ -214,6 +215,16 @@ def _invariant(p: dict, output: Path) -> list[dict]:
                 curve.append(running)
             curves[label].append(curve)
     rows = comparison_rows(compare(best, "invariant_off"))
+    # The same comparison at an equal number of *trained* candidates: the search without the
+    # invariant cut off after as many trainings as its paired search with the invariant made.
+    equal_training = {
+        "invariant_on": best["invariant_on"],
+        "invariant_off": [
+            max([t.score for t in off.trials[:n] if t.scored], default=0.0)
+            for off, n in zip(records["invariant_off"], trained["invariant_on"], strict=True)
+        ],
+    }
+    equal_training_rows = comparison_rows(compare(equal_training, "invariant_off"))
     figure = plot_comparison(
         {
             label: {"best": [sum(c) / len(c) for c in zip(*runs, strict=False)]}
@@ -242,6 +253,10 @@ def _invariant(p: dict, output: Path) -> list[dict]:
                     for label, n in trained.items()
                 ],
             ),
+            "At an equal number of trained candidates (the search without the invariant cut "
+            "off after as many trainings as its paired search with it):",
+            "",
+            markdown_table(COMPARISON_HEADERS, equal_training_rows),
             f"![best so far]({figure.name})",
             "",
         ]
@@ -254,6 +269,8 @@ def _invariant(p: dict, output: Path) -> list[dict]:
             "comparisons": [c.to_dict() for c in compare(best, "invariant_off")],
             "best_score": best,
             "candidates_trained": trained,
+            "equal_training": [c.to_dict() for c in compare(equal_training, "invariant_off")],
+            "best_score_equal_training": equal_training,
             "best_so_far": curves,
             "figures": [figure.name],
             "markdown": markdown,

@@ -127,9 +127,16 @@ def _read_invariant(results, output):
         section, "invariant_on", "invariant_off", unit="best validation accuracy of a search"
     )
     trained = {k: sum(v) / len(v) for k, v in section["candidates_trained"].items()}
+    on, off = (
+        next(c for c in section["equal_training"] if c["group"] == g)
+        for g in ("invariant_on", "invariant_off")
+    )
     finding.details = (
         f"Candidates trained per search: {trained['invariant_on']:.1f} with the invariant, "
-        f"{trained['invariant_off']:.1f} without."
+        f"{trained['invariant_off']:.1f} without. At an equal number of trained candidates "
+        f"(the search without the invariant cut off after as many trainings as its pair): "
+        f"{on['mean']:.4f} ± {on['std']:.4f} with vs {off['mean']:.4f} ± {off['std']:.4f} "
+        f"without, p = {on['vs_baseline']['p_value']:.3g}."
     )
     finding.measured += (
         f"; candidates trained {trained['invariant_on']:.1f} vs {trained['invariant_off']:.1f}"

@@ -93,6 +93,11 @@ def test_invariant_ablation_compares_searches_at_equal_budget(tmp_path):
             assert trials.is_dir()
             assert section["best_so_far"][label][k][-1] == pytest.approx(score)
     assert (output / "invariant_best_so_far.png").stat().st_size > 0
+    # Cut off at the paired search's number of trainings, a search can only do worse.
+    cut = section["best_score_equal_training"]
+    assert cut["invariant_on"] == section["best_score"]["invariant_on"]
+    full = section["best_score"]["invariant_off"]
+    assert all(c <= f for c, f in zip(cut["invariant_off"], full, strict=True))
 
 
 @pytest.mark.slow
