@@ -26,7 +26,6 @@ import math
 import platform
 import shutil
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -348,12 +347,27 @@ def _run_claim(claim: Claim, output: Path, quick: bool, verbose: int) -> tuple[d
     args = list(claim.quick_args if quick else claim.args)
     if claim.key == "attraction" and not quick:
         args += _loss_from_taylorglo_claim(output)
-    args += ["--output", str(output / claim.key), "--verbose", str(verbose)]
-    start = time.perf_counter()
+    args += ["--output", str(output / claim.key)]
+    args += ["--verbose", str(verbose)] if verbose else []
     _recipe(claim.recipe).main.main(args, standalone_mode=False)
-    seconds = time.perf_counter() - start
     results = json.loads((output / claim.key / "results.json").read_text())
-    return results, f"{seconds:.0f} s"
+    return results, _training_time(results, output / claim.key)
+
+
+def _training_time(results: dict, directory: Path) -> str:
+    """The wall time its training runs and search candidates took when they ran (resumed runs
+    keep the time they took then)."""
+    from metaloss.search.results import read_search
+
+    seconds = sum(
+        run.get("seconds") or 0.0
+        for section in results["sections"]
+        for runs in section.get("runs", {}).values()
+        for run in runs
+    )
+    for search in directory.glob("**/search.json"):
+        seconds += sum(t.seconds or 0.0 for t in read_search(search.parent).trials)
+    return f"{seconds / 60:.1f} min of training"
 
 
 @click.command()
@@ -406,7 +420,7 @@ def main(output, results_path, claims, quick, verbose):
             "```bash",
             results["command"],
             "```",
-            f"({took} on this machine; `python tools/reproduce.py --claims {key}` reruns it.)",
+            f"({took}; `python tools/reproduce.py --claims {key}` reruns it.)",
             "",
         ]
         click.echo(f"--> {finding.measured}; p = {finding.p_value:.3g}: {finding.verdict}")
