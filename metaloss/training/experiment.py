@@ -165,6 +165,7 @@ def train_experiment(
     *,
     epochs: int | None = 20,
     steps: int | None = None,
+    steps_per_epoch: int | None = None,
     seed: int = 0,
     output: str | Path | None = None,
     batch_size: int = 128,
@@ -197,6 +198,10 @@ def train_experiment(
         epochs: training epochs. Defaults to `20`.
         steps: at most this many optimizer steps; with ``epochs=None`` the budget is steps
             alone (the papers' MNIST budgets are in steps). Defaults to `None`.
+        steps_per_epoch: batches per epoch, the training data repeating (reshuffled) as needed,
+            as Keras's ``fit(steps_per_epoch=...)``. History, validation and checkpoints come
+            once per epoch, so full-batch training (one batch per pass) runs several times
+            faster with, say, 50. Defaults to `None` (one pass over the data).
         seed: seeds weights, data split, shuffling and augmentation. Defaults to `0`.
         output: directory for the files above. Defaults to `None` (write nothing).
         batch_size: Defaults to `128`.
@@ -218,6 +223,15 @@ def train_experiment(
     Returns:
         An :class:`ExperimentResult`.
     """
+    if steps_per_epoch is not None and (
+        isinstance(steps_per_epoch, bool)
+        or not isinstance(steps_per_epoch, int)
+        or steps_per_epoch < 1
+    ):
+        raise ValueError(
+            "Invalid value for argument `steps_per_epoch`. Expected a positive integer or None. "
+            f"Received: steps_per_epoch={steps_per_epoch!r}"
+        )
     start = time.perf_counter()
     data, network = setup_experiment(
         dataset,
@@ -244,8 +258,9 @@ def train_experiment(
     )
     output = Path(output) if output is not None else None
     checkpoints = output / "checkpoints" if (output is not None and resume) else None
+    train = data.train if steps_per_epoch is None else data.train.repeat().take(steps_per_epoch)
     fit = trainer.fit(
-        data.train,
+        train,
         epochs=epochs,
         steps=steps,
         validation=data.validation,

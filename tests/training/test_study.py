@@ -84,3 +84,21 @@ def test_write_study_writes_json_and_markdown(tmp_path):
     assert json.loads(path.read_text()) == {"a": 1}
     assert (tmp_path / "s" / "claim.md").read_text() == "# title\n"
     assert not list((tmp_path / "s").glob("*.partial"))
+
+
+def test_steps_per_epoch_repeats_the_data_and_groups_the_history():
+    from metaloss import losses
+
+    loss = losses.CyclicClassEmphasis(3, period=4, amplitude=3, from_logits=True)
+    # Spiral, full batch (270 training points, one batch per pass): 12 steps in epochs of 5.
+    result = train_experiment(
+        "spiral", "mlp:hidden=[8]", loss, epochs=None, steps=12, steps_per_epoch=5,
+        batch_size=512, learning_rate=0.5, momentum=0.0, verbose=0,
+    )  # fmt: skip
+    assert (result.steps, result.epochs) == (12, 3)  # 5 + 5 + 2
+    assert len(result.history["loss"]) == 3
+    # The dynamical loss's clock counts optimizer steps, not epochs: it holds the step of the
+    # last update made, the 12th (0-based 11).
+    assert int(loss.step.numpy()) == 11
+    with pytest.raises(ValueError, match="argument `steps_per_epoch`"):
+        train_experiment("spiral", "mlp", "cross_entropy", steps_per_epoch=0)
