@@ -53,9 +53,16 @@ TRAINING_OPTIONS = (
 
 def recipe_options(name: str, *, seeds: int = 5):
     """Adds ``--output`` (default ``runs/<name>``), ``--smoke``, ``--seeds``, ``--overwrite``
-    and ``--verbose``."""
+    and ``--verbose``; a missing dataset (``FileNotFoundError``) becomes a one-line error."""
 
-    def decorate(function):
+    def decorate(recipe):
+        @functools.wraps(recipe)  # keeps the options already attached (``__click_params__``)
+        def function(*args, **kwargs):
+            try:
+                return recipe(*args, **kwargs)
+            except FileNotFoundError as error:  # a dataset's files: a message, not a traceback
+                raise click.ClickException(str(error)) from None
+
         for option in reversed(
             (
                 click.option(

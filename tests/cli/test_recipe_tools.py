@@ -88,3 +88,15 @@ def test_training_run_passes_the_training_options_and_lets_overrides_win():
         "momentum": 0.0,
         "resume": True,
     }
+
+
+def test_a_missing_dataset_is_an_error_message_not_a_traceback():
+    @click.command()
+    @recipe_options("needs_data")
+    @click.option("--data-dir", default=None)
+    def main(**_):
+        raise FileNotFoundError("Dataset 'cifar10' was not found. Searched: /nowhere.")
+
+    result = CliRunner().invoke(main, ["--data-dir", "/nowhere"])
+    assert result.exit_code == 1
+    assert result.output == "Error: Dataset 'cifar10' was not found. Searched: /nowhere.\n"
