@@ -72,6 +72,7 @@ class ModelSpec(click.ParamType):
     name = "MODEL"
 
     def convert(self, value, param, ctx):
+        quiet_tensorflow()  # metaloss.models may import Keras, and so TensorFlow
         from metaloss.losses._spec import parse_spec
         from metaloss.models import MODELS
 

@@ -114,8 +114,10 @@ def float_list(ctx, param, value):
 def apply_smoke(ctx: click.Context, smoke: Mapping[str, object]) -> dict:
     """``ctx.params`` with the ``smoke`` values for every option the user left at its default.
 
-    Only applies when ``--smoke`` was given; explicit options always win.
+    Only applies when ``--smoke`` was given; explicit options always win. Also silences
+    TensorFlow's start-up chatter, as every recipe calls this first.
     """
+    quiet_tensorflow()
     params = dict(ctx.params)
     if not params.get("smoke"):
         return params
