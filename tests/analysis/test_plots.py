@@ -191,42 +191,34 @@ def test_robustness_curves_draw_bands_and_check_them(tmp_path):
     assert not (tmp_path / "bad.png").exists()
 
 
-def test_seed_values_draw_every_seed_and_the_mean(tmp_path):
+@pytest.fixture
+def saved_axes(monkeypatch):
+    """The first axes of every figure the training plots save (they close their figures)."""
+    from metaloss.analysis.plots import _figure, training
+
+    axes = []
+
+    def save(fig, path):
+        axes.append(fig.axes[0])
+        return _figure.save(fig, path)
+
+    monkeypatch.setattr(training, "_save", save)
+    return axes
+
+
+def test_seed_values_draw_every_seed_and_the_mean(tmp_path, saved_axes):
     from metaloss.analysis.plots import plot_seed_values
 
-    path = plot_seed_values({"ce": [0.5, 0.6, 0.7], "baikal": [0.65]}, tmp_path / "s.png")
-    assert path.stat().st_size > 0
-    figure = _last_figure_axes()
+    assert_png(plot_seed_values({"ce": [0.5, 0.6, 0.7], "baikal": [0.65]}, tmp_path / "s.png"))
+    (axis,) = saved_axes
     # One scatter per group (3 + 1 points) and one mean ± std marker per group.
-    offsets = [c.get_offsets() for c in figure.collections if len(c.get_offsets())]
+    offsets = [c.get_offsets() for c in axis.collections if len(c.get_offsets())]
     assert sorted(len(o) for o in offsets)[-2:] == [1, 3]
-    assert [t.get_text() for t in figure.get_xticklabels()] == ["ce", "baikal"]
+    assert [t.get_text() for t in axis.get_xticklabels()] == ["ce", "baikal"]
 
 
-def test_comparison_takes_an_x_label(tmp_path):
+def test_comparison_takes_an_x_label(tmp_path, saved_axes):
     from metaloss.analysis.plots import plot_comparison
 
     plot_comparison({"a": {"best": [0.1, 0.3]}}, tmp_path / "c.png", "best", xlabel="generation")
-    assert _last_figure_axes().get_xlabel() == "generation"
-
-
-def _last_figure_axes():
-    """The axes of the figure just saved (the plots close their figures; keep a reference)."""
-    return _saved_axes[-1]
-
-
-_saved_axes = []
-
-
-@pytest.fixture(autouse=True)
-def _keep_saved_axes(monkeypatch):
-    from metaloss.analysis.plots import _figure
-
-    original = _figure.save
-
-    def save(fig, path):
-        _saved_axes.append(fig.axes[0])
-        return original(fig, path)
-
-    for module in ("training", "dynamics", "losses", "robustness"):
-        monkeypatch.setattr(f"metaloss.analysis.plots.{module}._save", save, raising=False)
+    assert saved_axes[-1].get_xlabel() == "generation"
