@@ -214,7 +214,8 @@ def _invariant(p: dict, output: Path) -> list[dict]:
                 running = max(running, score if score is not None else 0.0)
                 curve.append(running)
             curves[label].append(curve)
-    rows = comparison_rows(compare(best, "invariant_off"))
+    at_equal_generations = compare(best, "invariant_off")
+    rows = comparison_rows(at_equal_generations)
     # The same comparison at an equal number of *trained* candidates: the search without the
     # invariant cut off after as many trainings as its paired search with the invariant made.
     equal_training = {
@@ -224,7 +225,8 @@ def _invariant(p: dict, output: Path) -> list[dict]:
             for off, n in zip(records["invariant_off"], trained["invariant_on"], strict=True)
         ],
     }
-    equal_training_rows = comparison_rows(compare(equal_training, "invariant_off"))
+    at_equal_training = compare(equal_training, "invariant_off")
+    equal_training_rows = comparison_rows(at_equal_training)
     figure = plot_comparison(
         {
             label: {"best": [sum(c) / len(c) for c in zip(*runs, strict=False)]}
@@ -266,10 +268,10 @@ def _invariant(p: dict, output: Path) -> list[dict]:
             "title": "invariant ablation",
             "metric": "best validation accuracy of the search",
             "baseline": "invariant_off",
-            "comparisons": [c.to_dict() for c in compare(best, "invariant_off")],
+            "comparisons": [c.to_dict() for c in at_equal_generations],
             "best_score": best,
             "candidates_trained": trained,
-            "equal_training": [c.to_dict() for c in compare(equal_training, "invariant_off")],
+            "equal_training": [c.to_dict() for c in at_equal_training],
             "best_score_equal_training": equal_training,
             "best_so_far": curves,
             "figures": [figure.name],
