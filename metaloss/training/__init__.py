@@ -1,4 +1,5 @@
-"""Compiled training: the `Trainer`, the `LossClock` callback, optimizers and schedules."""
+"""Compiled training: the `Trainer` and `PopulationTrainer`, the `LossClock` callback,
+optimizers and schedules."""
 
 from metaloss.training.callbacks import LossClock
 from metaloss.training.experiment import (
@@ -7,6 +8,7 @@ from metaloss.training.experiment import (
     build_optimizer,
     train_experiment,
 )
+from metaloss.training.population import PopulationTrainer
 from metaloss.training.schedules import (
     PAPER_SCHEDULES,
     PiecewiseSchedule,
@@ -22,6 +24,7 @@ __all__ = [
     "FitResult",
     "LossClock",
     "PiecewiseSchedule",
+    "PopulationTrainer",
     "Trainer",
     "build_model",
     "build_optimizer",

@@ -1,0 +1,235 @@
+"""The forward pass of K replicas of one Keras model, their weights stacked on a leading axis.
+
+Every tensor inside the population has shape ``(K, B, ...)``: replica ``k`` sees slice ``k``.
+The model's functional graph is walked node by node and each layer is run in the cheapest way
+that keeps the replicas independent:
+
+- ``Dense``: one batched matmul, ``(K, B, i) @ (K, i, o)``.
+- ``Conv1D``/``Conv2D`` (channels last, no groups): one grouped convolution whose K groups are
+  the replicas (the replicas' channels side by side), or, under XLA, which compiles grouped
+  convolutions poorly on CPU, K convolutions in the one program.
+- layers without trainable weights (activations, pooling, flatten, reshape, normalization with
+  fixed statistics, dropout, merges): the replica axis folded into the batch axis, ``(K·B, ...)``.
+  Dropout then draws an independent mask for each replica, as K separately seeded runs would.
+- any other layer with weights (batch normalization, ...): K calls of the layer's
+  ``stateless_call``, each with its replica's weights and its own non-trainable state.
+
+Replica ``k``'s outputs depend only on slice ``k`` of the weights, so gradients do not mix and a
+non-finite replica cannot disturb the others.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from metaloss.losses._base import invalid_value
+
+__all__ = ["PopulationGraph"]
+
+_CONVOLUTIONS = (keras.layers.Conv1D, keras.layers.Conv2D)
+
+
+def _functional(model: keras.Model):
+    """The functional graph behind ``model`` (a Sequential model keeps one once built)."""
+    graph = getattr(model, "_functional", None) if isinstance(model, keras.Sequential) else model
+    if graph is None or not hasattr(graph, "_run_through_graph"):
+        raise invalid_value(
+            "model",
+            "a built functional or Sequential keras.Model (population training walks its graph)",
+            type(model).__name__,
+        )
+    return graph
+
+
+def _fold(tensor):
+    """``(K, B, ...)`` -> ``(K·B, ...)``."""
+    shape = tf.shape(tensor)
+    return tf.reshape(tensor, tf.concat([[-1], shape[2:]], axis=0))
+
+
+def _unfold(tensor, size: int):
+    """``(K·B, ...)`` -> ``(K, B, ...)``."""
+    shape = tf.shape(tensor)
+    return tf.reshape(tensor, tf.concat([[size, -1], shape[1:]], axis=0))
+
+
+def _map_tensors(fn, structure):
+    return tf.nest.map_structure(lambda t: fn(t) if tf.is_tensor(t) else t, structure)
+
+
+class PopulationGraph:
+    """K replicas of ``model``: stacked trainable (and per-replica non-trainable) variables and
+    the forward pass that runs them all at once.
+
+    Args:
+        model: a built functional or Sequential Keras model (the template).
+        size: the number of replicas K.
+        initial_weights: ``None`` (every replica starts from ``model``'s weights) or K lists of
+            trainable-weight arrays in ``model.trainable_variables`` order.
+        grouped_convolutions: run convolutions as one grouped convolution (`True`) or as K
+            convolutions (`False`, better under XLA on CPU).
+    """
+
+    def __init__(self, model, size: int, initial_weights=None, *, grouped_convolutions=True):
+        self.model = model
+        self.size = size
+        self.grouped_convolutions = grouped_convolutions
+        self._graph = _functional(model)
+        templates = model.trainable_variables
+        if initial_weights is None:
+            initial_weights = [[v.numpy() for v in templates]] * size
+        self.trainable = []
+        self._stacked = {}
+        for index, template in enumerate(templates):
+            values = [weights[index] for weights in initial_weights]
+            variable = tf.Variable(
+                tf.stack([tf.cast(v, template.dtype) for v in values]),
+                trainable=True,
+                name=template.path.replace("/", "_"),
+            )
+            self.trainable.append(variable)
+            self._stacked[id(template)] = variable
+        # Per-replica copies of the state of layers that run unrolled (e.g. batch statistics).
+        self._replica_state = {}
+        for layer in self._layers():
+            if self._runs_unrolled(layer):
+                self._replica_state[id(layer)] = [
+                    [tf.Variable(v.value, trainable=False) for v in layer.non_trainable_variables]
+                    for _ in range(size)
+                ]
+
+    def _layers(self):
+        return [op for op in self._graph.operations if isinstance(op, keras.layers.Layer)]
+
+    def _runs_unrolled(self, layer) -> bool:
+        if not layer.trainable_variables:
+            return False
+        return not (self._is_plain_dense(layer) or self._is_plain_convolution(layer))
+
+    @staticmethod
+    def _is_plain_dense(layer) -> bool:
+        return (
+            type(layer) is keras.layers.Dense
+            and layer.quantization_mode is None
+            and getattr(layer, "lora_rank", None) is None
+        )
+
+    @staticmethod
+    def _is_plain_convolution(layer) -> bool:
+        return (
+            type(layer) in _CONVOLUTIONS
+            and layer.data_format == "channels_last"
+            and layer.groups == 1
+            and layer.padding in ("valid", "same")
+        )
+
+    # Weights ----------------------------------------------------------------------------------
+
+    def replica_weights(self, index: int) -> list:
+        """Replica ``index``'s trainable weights, in ``model.trainable_variables`` order."""
+        return [v[index].numpy() for v in self.trainable]
+
+    def load_replica(self, index: int) -> keras.Model:
+        """Writes replica ``index``'s weights (and state) into the template model; returns it."""
+        for template in self.model.trainable_variables:
+            template.assign(self._stacked[id(template)][index])
+        for layer in self._layers():
+            for template, state in zip(
+                layer.non_trainable_variables,
+                self._replica_state.get(id(layer), [[]] * self.size)[index],
+                strict=False,
+            ):
+                template.assign(state)
+        return self.model
+
+    # Forward ----------------------------------------------------------------------------------
+
+    def __call__(self, x, training: bool):
+        """Logits of every replica for the shared batch ``x``: shape ``(K, B, ...)``."""
+        stacked = _map_tensors(
+            lambda t: tf.broadcast_to(t[None], tf.concat([[self.size], tf.shape(t)], 0)), x
+        )
+        return self._graph._run_through_graph(
+            stacked, operation_fn=lambda op: self._operation(op, training)
+        )
+
+    def _operation(self, operation, training):
+        if isinstance(operation, keras.layers.Layer) and self._is_plain_dense(operation):
+            return lambda h: self._dense(operation, h)
+        if isinstance(operation, keras.layers.Layer) and self._is_plain_convolution(operation):
+            return lambda h: self._convolution(operation, h)
+        if isinstance(operation, keras.layers.Layer) and self._runs_unrolled(operation):
+            return lambda *a, **kw: self._unrolled(operation, training, *a, **kw)
+        return lambda *a, **kw: self._folded(operation, training, *a, **kw)
+
+    def _kernel_and_bias(self, layer):
+        kernel = self._stacked[id(layer._kernel)]
+        bias = self._stacked[id(layer.bias)] if layer.use_bias else None
+        return kernel, bias
+
+    def _dense(self, layer, h):
+        kernel, bias = self._kernel_and_bias(layer)
+        h = tf.cast(h, kernel.dtype)
+        shape = tf.shape(h)
+        flat = tf.reshape(h, [self.size, -1, shape[-1]])
+        out = tf.matmul(flat, kernel)
+        out = tf.reshape(out, tf.concat([shape[:-1], [kernel.shape[-1]]], 0))
+        if bias is not None:
+            out = out + tf.reshape(bias, [self.size] + [1] * (len(h.shape) - 2) + [-1])
+        return layer.activation(out)
+
+    def _convolution(self, layer, h):
+        kernel, bias = self._kernel_and_bias(layer)  # (K, *window, C, F)
+        h = tf.cast(h, kernel.dtype)
+        options = {
+            "strides": layer.strides,
+            "padding": layer.padding.upper(),
+            "dilations": layer.dilation_rate,
+        }
+        spatial = len(layer.kernel_size)
+        if self.grouped_convolutions:
+            # (K, B, *S, C) -> (B, *S, K·C): group k of the convolution is replica k.
+            channels, filters = kernel.shape[-2], kernel.shape[-1]
+            order = [1, *range(2, 2 + spatial), 0, 2 + spatial]
+            grouped = tf.transpose(h, order)
+            grouped = tf.reshape(grouped, tf.concat([tf.shape(grouped)[:-2], [-1]], 0))
+            window = tf.transpose(kernel, [*range(1, 1 + spatial), 1 + spatial, 0, 2 + spatial])
+            window = tf.reshape(window, [*layer.kernel_size, channels, self.size * filters])
+            out = tf.nn.convolution(grouped, window, **options)
+            out = tf.reshape(out, tf.concat([tf.shape(out)[:-1], [self.size, filters]], 0))
+            out = tf.transpose(out, [1 + spatial, 0, *range(1, 1 + spatial), 2 + spatial])
+        else:
+            out = tf.stack(
+                [tf.nn.convolution(h[k], kernel[k], **options) for k in range(self.size)]
+            )
+        if bias is not None:
+            out = out + tf.reshape(bias, [self.size] + [1] * (spatial + 1) + [-1])
+        return layer.activation(out)
+
+    def _folded(self, operation, training, *args, **kwargs):
+        if getattr(operation, "_call_has_training_arg", False) and training is not None:
+            kwargs["training"] = training
+        args, kwargs = _map_tensors(_fold, (args, kwargs))
+        outputs = operation(*args, **kwargs)
+        return _map_tensors(lambda t: _unfold(t, self.size), outputs)
+
+    def _unrolled(self, layer, training, *args, **kwargs):
+        if getattr(layer, "_call_has_training_arg", False) and training is not None:
+            kwargs["training"] = training
+        weights = [self._stacked[id(v)] for v in layer.trainable_variables]
+        outputs = []
+        for k in range(self.size):
+            state = self._replica_state[id(layer)][k]
+            replica_args, replica_kwargs = _map_tensors(lambda t, k=k: t[k], (args, kwargs))
+            out, new_state = layer.stateless_call(
+                [w[k] for w in weights],
+                [s.value() for s in state],
+                *replica_args,
+                **replica_kwargs,
+            )
+            if training:
+                for variable, value in zip(state, new_state, strict=True):
+                    variable.assign(value)
+            outputs.append(out)
+        return tf.nest.map_structure(lambda *o: tf.stack(o), *outputs)
