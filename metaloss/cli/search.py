@@ -179,6 +179,14 @@ def _prepare_directory(ctx, directory: Path, resume: bool, overwrite: bool, opti
 )
 @click.option("--jit/--no-jit", default=None, help="XLA-compile the train steps.")
 @click.option(
+    "--parallel-candidates",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Train up to this many candidates at once, as one population in one compiled step "
+    "(same fitness as one at a time, several times faster for small models).",
+)
+@click.option(
     "--tensorboard/--no-tensorboard",
     default=True,
     show_default=True,
@@ -188,7 +196,7 @@ def _prepare_directory(ctx, directory: Path, resume: bool, overwrite: bool, opti
 @click.option("--overwrite", is_flag=True, help="Delete the search in --directory first.")
 @click.option("--verbose", type=click.IntRange(0, 2), default=1, show_default=True)
 @click.pass_context
-def search(ctx, directory, resume, overwrite, tensorboard, verbose, **options):
+def search(ctx, directory, resume, overwrite, tensorboard, parallel_candidates, verbose, **options):
     """Evolve a TaylorGLO loss with CMA-ES, scoring candidates by partial training.
 
     Shows live progress, then the top candidates; writes best_loss.json (for
@@ -242,6 +250,7 @@ def search(ctx, directory, resume, overwrite, tensorboard, verbose, **options):
             seed=options["seed"],
             invariant=options["invariant"],
             tensorboard=tensorboard,
+            parallel_candidates=parallel_candidates,
             directory=directory,
             overwrite=False,
         )
@@ -252,6 +261,7 @@ def search(ctx, directory, resume, overwrite, tensorboard, verbose, **options):
         f"generations x {tuner.population_size} candidates, "
         + (f"{task.epochs} epochs" if task.steps is None else f"{task.steps} steps")
         + f" each, in {directory}"
+        + (f", {parallel_candidates} at a time" if parallel_candidates > 1 else "")
         + (
             f"; fitness under FGSM (eps={task.attack_eps}, {task.attack_loss} gradient)"
             if task.objective == "robust"

@@ -1,12 +1,14 @@
 """Candidate evaluation: partial training of a batch of candidate losses on one task.
 
 Every candidate of a search is scored by :func:`evaluate_candidates`, which takes a *batch* of
-losses, so that a generation can later be trained at once. Each candidate trains from the same
-initial weights on the same data order (common random numbers: fitness differences come from
-the losses, not from the draw), and its fitness is the validation accuracy after the partial
-budget. The early-abort rule of the TaylorGLO paper stops candidates that have not started
-learning (validation accuracy < 0.15 at epoch 10); a candidate whose loss or gradient becomes
-non-finite is reported as ``"diverged"``, never raised.
+losses, so that a generation can be trained at once (``parallel_candidates``: the
+candidates become the replicas of one :class:`~metaloss.training.PopulationTrainer`). Each
+candidate trains from the same initial weights on the same data order (common random
+numbers: fitness differences come from the losses, not from the draw), and its fitness is the
+validation accuracy after the partial budget. The early-abort rule of the TaylorGLO paper
+stops candidates that have not started learning (validation accuracy < 0.15 at epoch 10); a
+candidate whose loss or gradient becomes non-finite is reported as ``"diverged"``, never
+raised.
 
 References:
     Gonzalez & Miikkulainen, *Optimizing Loss Functions Through Multivariate Taylor Polynomial
@@ -29,6 +31,7 @@ from metaloss import losses
 from metaloss.losses._base import invalid_value
 from metaloss.search.dashboard import ScalarLogger
 from metaloss.training.experiment import build_model, build_optimizer
+from metaloss.training.population import PopulationTrainer
 from metaloss.training.trainer import Trainer
 
 __all__ = ["CandidateResult", "EarlyAbort", "SearchTask", "evaluate_candidates"]
@@ -203,8 +206,7 @@ class EarlyAbort(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def _evaluate_one(task: SearchTask, loss, log_dir: Path | None) -> CandidateResult:
-    start = time.perf_counter()
+def _setup(task: SearchTask):
     data = task.load_data()  # seeds, then gives the same data order to every candidate
     network = build_model(task.model, data)
     optimizer = build_optimizer(
@@ -215,22 +217,21 @@ def _evaluate_one(task: SearchTask, loss, log_dir: Path | None) -> CandidateResu
         weight_decay=task.weight_decay,
         schedule=task.schedule,
     )
-    trainer = Trainer(network, loss, optimizer, jit_compile=task.jit_compile)
-    callbacks = []
-    abort = None
+    return data, network, optimizer
+
+
+def _callbacks(task: SearchTask, log_dir: Path | None) -> tuple[list, EarlyAbort | None]:
+    callbacks, abort = [], None
     if task.abort_epoch is not None:
         abort = EarlyAbort(task.abort_epoch, task.abort_threshold)
         callbacks.append(abort)
     if log_dir is not None:
         callbacks.append(ScalarLogger(log_dir))
-    fit = trainer.fit(
-        data.train,
-        epochs=task.epochs,
-        steps=task.steps,
-        validation=data.validation,
-        callbacks=callbacks,
-        verbose=0,
-    )
+    return callbacks, abort
+
+
+def _candidate_result(task, fit, abort, robust_score, seconds) -> CandidateResult:
+    """A candidate's fitness and status from its training run (and its FGSM score)."""
     history = fit.history
     if fit.status == "diverged":
         score, status, message = math.nan, "diverged", fit.message
@@ -245,12 +246,11 @@ def _evaluate_one(task: SearchTask, loss, log_dir: Path | None) -> CandidateResu
         else:
             status, message = "completed", fit.message
         if task.objective == "robust":
-            clean, score = score, _robust_score(task, network, loss, data)
+            clean, score = score, robust_score()
             message += (
                 f"; fitness: FGSM (eps={task.attack_eps}) validation accuracy {score:.4f}, "
                 f"clean {clean:.4f}"
             )
-    keras.backend.clear_session(free_memory=False)
     return CandidateResult(
         score=float(score),
         status=status,
@@ -258,8 +258,61 @@ def _evaluate_one(task: SearchTask, loss, log_dir: Path | None) -> CandidateResu
         history=history,
         epochs=fit.epochs,
         steps=fit.steps,
-        seconds=time.perf_counter() - start,
+        seconds=seconds,
     )
+
+
+def _evaluate_one(task: SearchTask, loss, log_dir: Path | None) -> CandidateResult:
+    start = time.perf_counter()
+    data, network, optimizer = _setup(task)
+    trainer = Trainer(network, loss, optimizer, jit_compile=task.jit_compile)
+    callbacks, abort = _callbacks(task, log_dir)
+    fit = trainer.fit(
+        data.train,
+        epochs=task.epochs,
+        steps=task.steps,
+        validation=data.validation,
+        callbacks=callbacks,
+        verbose=0,
+    )
+    result = _candidate_result(
+        task,
+        fit,
+        abort,
+        lambda: _robust_score(task, network, loss, data),
+        time.perf_counter() - start,
+    )
+    keras.backend.clear_session(free_memory=False)
+    return result
+
+
+def _evaluate_together(task: SearchTask, losses_, log_dirs) -> list[CandidateResult]:
+    """Trains the candidates as one population (one compiled step for all of them)."""
+    start = time.perf_counter()
+    data, network, optimizer = _setup(task)
+    trainer = PopulationTrainer(network, losses_, optimizer, jit_compile=task.jit_compile)
+    per_replica = [_callbacks(task, log_dir) for log_dir in log_dirs]
+    fits = trainer.fit(
+        data.train,
+        epochs=task.epochs,
+        steps=task.steps,
+        validation=data.validation,
+        callbacks=[callbacks for callbacks, _ in per_replica],
+        verbose=0,
+    )
+    seconds = (time.perf_counter() - start) / len(losses_)  # the group's time, shared
+    results = [
+        _candidate_result(
+            task,
+            fit,
+            abort,
+            lambda k=k: _robust_score(task, trainer.replica_model(k), losses_[k], data),
+            seconds,
+        )
+        for k, (fit, (_, abort)) in enumerate(zip(fits, per_replica, strict=True))
+    ]
+    keras.backend.clear_session(free_memory=False)
+    return results
 
 
 def _robust_score(task: SearchTask, network, loss, data) -> float:
@@ -281,6 +334,7 @@ def evaluate_candidates(
     candidates: Sequence,
     *,
     log_dirs: Sequence[str | Path | None] | None = None,
+    parallel_candidates: int = 1,
 ) -> list[CandidateResult]:
     """Partially trains one model per candidate loss and scores it on validation accuracy.
 
@@ -290,6 +344,11 @@ def evaluate_candidates(
             ``from_logits=True``).
         log_dirs: one TensorBoard directory per candidate (or `None` for no logging).
             Defaults to `None`.
+        parallel_candidates: train up to this many candidates at once, as the replicas of one
+            :class:`~metaloss.training.PopulationTrainer` (one compiled step for the group,
+            one shared data stream); ``1`` trains them one after another. The results agree
+            with sequential training to float round-off; ``seconds`` is then the group's wall
+            time divided by its size. Defaults to `1`.
 
     Returns:
         One :class:`CandidateResult` per candidate, in order. Diverged candidates come back
@@ -309,7 +368,12 @@ def evaluate_candidates(
         log_dirs = [None] * len(candidates)
     elif len(log_dirs) != len(candidates):
         raise invalid_value("log_dirs", f"{len(candidates)} entries, one per candidate", log_dirs)
-    return [
-        _evaluate_one(task, loss, None if d is None else Path(d))
-        for loss, d in zip(candidates, log_dirs, strict=True)
-    ]
+    _check_int("parallel_candidates", parallel_candidates, 1, optional=False)
+    log_dirs = [None if d is None else Path(d) for d in log_dirs]
+    if parallel_candidates == 1:
+        return [_evaluate_one(task, loss, d) for loss, d in zip(candidates, log_dirs, strict=True)]
+    results = []
+    for first in range(0, len(candidates), parallel_candidates):
+        group = slice(first, first + parallel_candidates)
+        results += _evaluate_together(task, candidates[group], log_dirs[group])
+    return results

@@ -8,6 +8,11 @@ Each trial writes TensorBoard scalars and HParams summaries under ``<directory>/
 result under ``<directory>/trials/trial_<id>/candidate.json``, and the search writes the best
 loss as ``<directory>/best_loss.json``.
 
+With ``parallel_candidates=K`` the tuner asks the oracle for up to K trials at once (under K
+tuner ids: KerasTuner's oracle hands each tuner id one ongoing trial) and trains them together
+as one :class:`~metaloss.training.PopulationTrainer`; each trial is then reported as if it had
+run alone.
+
 Distributed search uses KerasTuner's chief/worker mode unchanged: run the same script with
 ``KERASTUNER_TUNER_ID=chief`` (the oracle) and ``worker0``, ``worker1``... (the trainers), all
 with ``KERASTUNER_ORACLE_IP`` and ``KERASTUNER_ORACLE_PORT`` set to the chief's address.
@@ -29,6 +34,7 @@ from pathlib import Path
 import keras
 import keras_tuner
 from keras_tuner.engine import trial as trial_module
+from keras_tuner.src.distribute import utils as dist_utils
 
 from metaloss import losses
 from metaloss.data import catalog
@@ -77,6 +83,11 @@ class TaylorGLOSearch(keras_tuner.Tuner):
         oracle: a KerasTuner oracle replacing the CMA-ES one built from the arguments above.
             Its objective must be ``val_accuracy`` (max). Defaults to `None`.
         tensorboard: write TensorBoard scalars and HParams summaries. Defaults to `True`.
+        parallel_candidates: train up to this many candidates at once in one compiled program
+            (:func:`~metaloss.search.evaluate_candidates`'s ``parallel_candidates``); fitness
+            values agree with one-at-a-time training to float round-off. A worker of a
+            distributed search serves that many trials under the ids ``<tuner_id>``,
+            ``<tuner_id>-1``, ... Defaults to `1`.
         directory: the search directory. Defaults to `"."`.
         overwrite: start afresh even if ``directory`` holds a search (otherwise it resumes).
             Defaults to `False`.
@@ -106,6 +117,7 @@ class TaylorGLOSearch(keras_tuner.Tuner):
         hypermodel: keras_tuner.HyperModel | None = None,
         oracle: keras_tuner.Oracle | None = None,
         tensorboard: bool = True,
+        parallel_candidates: int = 1,
         directory: str | Path | None = None,
         overwrite: bool = False,
         **kwargs,
@@ -114,6 +126,15 @@ class TaylorGLOSearch(keras_tuner.Tuner):
         if not isinstance(task, SearchTask):
             raise ValueError(
                 f"Invalid value for argument `task`. Expected a SearchTask. Received: task={task!r}"
+            )
+        if (
+            isinstance(parallel_candidates, bool)
+            or not isinstance(parallel_candidates, int)
+            or parallel_candidates < 1
+        ):
+            raise ValueError(
+                "Invalid value for argument `parallel_candidates`. Expected an integer >= 1. "
+                f"Received: parallel_candidates={parallel_candidates!r}"
             )
         num_classes = catalog.check_name(task.dataset).num_classes
         hypermodel = TaylorGLOSpace() if hypermodel is None else hypermodel
@@ -135,6 +156,7 @@ class TaylorGLOSearch(keras_tuner.Tuner):
                 max_consecutive_failed_trials=kwargs.pop("max_consecutive_failed_trials", 3),
             )
         self.task = task
+        self.parallel_candidates = parallel_candidates
         self.search_directory = Path(directory if directory is not None else ".")
         self.tensorboard = tensorboard
         if overwrite:
@@ -165,12 +187,14 @@ class TaylorGLOSearch(keras_tuner.Tuner):
             "seed": getattr(oracle, "search_seed", seed),
             "invariant": bool(invariant and isinstance(hypermodel, TaylorGLOSpace)),
             "num_classes": num_classes,
+            "parallel_candidates": parallel_candidates,
         }
         if not self._is_worker():
             write_json_atomically(self.search_directory / SEARCH_FILE, self.settings)
         self._progress: SearchProgress | None = None
         self._idle_polls = 0
         self._ran_a_trial = True
+        self._batch_results: dict[str, object] = {}
 
     # The search loop ------------------------------------------------------------------------
 
@@ -182,7 +206,10 @@ class TaylorGLOSearch(keras_tuner.Tuner):
         """
         self.oracle.verbose = 0  # KerasTuner's own per-trial display
         self._progress = SearchProgress(self.oracle, verbose=verbose)
-        super().search()
+        if self.parallel_candidates == 1 or dist_utils.is_chief_oracle():
+            super().search()
+        else:
+            self._search_in_groups()
         if not self._is_worker() and self._best_completed() is not None:
             self.save_best_loss()
         self._progress.close()
@@ -201,14 +228,64 @@ class TaylorGLOSearch(keras_tuner.Tuner):
         self._idle_polls += 1
         time.sleep(min(0.05 * 2**self._idle_polls, _MAX_IDLE_SLEEP))
 
-    def run_trial(self, trial, *args, **kwargs) -> dict:
-        """Trains the task's model with the trial's candidate loss; returns its val accuracy."""
+    def _search_in_groups(self) -> None:
+        """KerasTuner's search loop, with up to ``parallel_candidates`` trials per turn."""
+        self.on_search_begin()
+        stopped = False
+        while not stopped:
+            self.pre_create_trial()
+            group = []
+            for slot in range(self.parallel_candidates):
+                trial = self.oracle.create_trial(self._slot_id(slot))
+                if trial.status == trial_module.TrialStatus.STOPPED:
+                    stopped = True
+                if trial.status != trial_module.TrialStatus.RUNNING:
+                    break
+                group.append(trial)
+            if not group:
+                continue
+            self._train_group(group)
+            for trial in group:
+                self.on_trial_begin(trial)
+                self._try_run_and_update_trial(trial)  # reports the result trained above
+                self.on_trial_end(trial)
+        self.on_search_end()
+
+    def _slot_id(self, slot: int) -> str:
+        return self.tuner_id if slot == 0 else f"{self.tuner_id}-{slot}"
+
+    def _train_group(self, group) -> None:
+        """Trains the group's candidates together; keeps each trial's result (or the error)."""
+        built = [self._candidate_loss(trial) for trial in group]
+        try:
+            results = evaluate_candidates(
+                self.task,
+                [loss for loss, _ in built],
+                log_dirs=[log_dir for _, log_dir in built],
+                parallel_candidates=self.parallel_candidates,
+            )
+        except Exception as error:  # each trial then fails as a crashed run_trial would
+            results = [error] * len(group)
+        for trial, (loss, log_dir), result in zip(group, built, results, strict=True):
+            self._batch_results[trial.trial_id] = (loss, log_dir, result)
+
+    def _candidate_loss(self, trial):
         loss = self.hypermodel.build(trial.hyperparameters)
         log_dir = None
         if self.tensorboard:
             log_dir = self.search_directory / LOG_DIR / f"trial_{trial.trial_id}"
             shutil.rmtree(log_dir, ignore_errors=True)  # a retried trial logs afresh
-        [result] = evaluate_candidates(self.task, [loss], log_dirs=[log_dir])
+        return loss, log_dir
+
+    def run_trial(self, trial, *args, **kwargs) -> dict:
+        """Trains the task's model with the trial's candidate loss; returns its val accuracy."""
+        if trial.trial_id in self._batch_results:
+            loss, log_dir, result = self._batch_results.pop(trial.trial_id)
+            if isinstance(result, Exception):
+                raise result
+        else:
+            loss, log_dir = self._candidate_loss(trial)
+            [result] = evaluate_candidates(self.task, [loss], log_dirs=[log_dir])
         values = dict(trial.hyperparameters.values)
         write_json_atomically(
             Path(self.get_trial_dir(trial.trial_id)) / CANDIDATE_FILE,

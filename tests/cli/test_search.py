@@ -93,3 +93,14 @@ def test_robust_objective_is_saved_reported_and_resumable_from_older_searches(tm
     (directory / "search.json").write_text(json.dumps(settings))
     resumed = invoke("search", "--directory", directory, "--resume", "--verbose", 0)
     assert resumed.exit_code == 0, resumed.output
+
+
+def test_parallel_candidates_trains_a_generation_together(tmp_path):
+    directory = tmp_path / "p"
+    result = invoke("search", *TINY, "--parallel-candidates", 3, "--directory", directory)
+    assert result.exit_code == 0, result.output
+    assert "3 at a time" in result.output
+    assert (directory / "best_loss.json").exists()
+    assert len(list((directory / "trials").glob("trial_*/candidate.json"))) >= 1
+    bad = invoke("search", *TINY, "--parallel-candidates", 0, "--directory", tmp_path / "b")
+    assert bad.exit_code == 2 and "--parallel-candidates" in bad.output
