@@ -7,7 +7,8 @@ that keeps the replicas independent:
 - ``Dense``: one batched matmul, ``(K, B, i) @ (K, i, o)``.
 - ``Conv1D``/``Conv2D`` (channels last, no groups): one grouped convolution whose K groups are
   the replicas (the replicas' channels side by side), or, under XLA, which compiles grouped
-  convolutions poorly on CPU, K convolutions in the one program.
+  convolutions poorly on CPU (30x slower than separate ones), the windows of the input cut out
+  by strided slices and multiplied with each replica's kernel in one batched matmul.
 - layers without trainable weights (activations, pooling, flatten, reshape, normalization with
   fixed statistics, dropout, merges): the replica axis folded into the batch axis, ``(K·B, ...)``.
   Dropout then draws an independent mask for each replica, as K separately seeded runs would.
@@ -19,6 +20,9 @@ non-finite replica cannot disturb the others.
 """
 
 from __future__ import annotations
+
+import itertools
+import math
 
 import keras
 import tensorflow as tf
@@ -67,14 +71,16 @@ class PopulationGraph:
         size: the number of replicas K.
         initial_weights: ``None`` (every replica starts from ``model``'s weights) or K lists of
             trainable-weight arrays in ``model.trainable_variables`` order.
-        grouped_convolutions: run convolutions as one grouped convolution (`True`) or as K
-            convolutions (`False`, better under XLA on CPU).
+        convolutions: `"grouped"` (one grouped convolution whose groups are the replicas) or
+            `"patches"` (the windows as strided slices, then one batched matmul), chosen by
+            measurement (``tools/bench_population.py``): grouped without XLA, patches under
+            XLA, which compiles grouped convolutions poorly on CPU.
     """
 
-    def __init__(self, model, size: int, initial_weights=None, *, grouped_convolutions=True):
+    def __init__(self, model, size: int, initial_weights=None, *, convolutions="grouped"):
         self.model = model
         self.size = size
-        self.grouped_convolutions = grouped_convolutions
+        self.convolutions = convolutions
         self._graph = _functional(model)
         templates = model.trainable_variables
         if initial_weights is None:
@@ -188,7 +194,9 @@ class PopulationGraph:
             "dilations": layer.dilation_rate,
         }
         spatial = len(layer.kernel_size)
-        if self.grouped_convolutions:
+        if self.convolutions == "patches":
+            out = self._patch_convolution(layer, h, kernel)
+        else:
             # (K, B, *S, C) -> (B, *S, K·C): group k of the convolution is replica k.
             channels, filters = kernel.shape[-2], kernel.shape[-1]
             order = [1, *range(2, 2 + spatial), 0, 2 + spatial]
@@ -199,13 +207,49 @@ class PopulationGraph:
             out = tf.nn.convolution(grouped, window, **options)
             out = tf.reshape(out, tf.concat([tf.shape(out)[:-1], [self.size, filters]], 0))
             out = tf.transpose(out, [1 + spatial, 0, *range(1, 1 + spatial), 2 + spatial])
-        else:
-            out = tf.stack(
-                [tf.nn.convolution(h[k], kernel[k], **options) for k in range(self.size)]
-            )
         if bias is not None:
             out = out + tf.reshape(bias, [self.size] + [1] * (spatial + 1) + [-1])
         return layer.activation(out)
+
+    def _patch_convolution(self, layer, h, kernel):
+        """Convolution as one batched matmul: the windows of ``h`` (strided slices, one per
+        kernel offset) against each replica's kernel, ``(K, B·S', window·C) @ (K, window·C, F)``.
+        """
+        spatial = len(layer.kernel_size)
+        sizes = h.shape[2 : 2 + spatial]
+        if layer.padding == "same":
+            pads = [[0, 0], [0, 0]]
+            for size, window, stride, dilation in zip(
+                sizes, layer.kernel_size, layer.strides, layer.dilation_rate, strict=True
+            ):
+                span = (window - 1) * dilation + 1
+                total = max((math.ceil(size / stride) - 1) * stride + span - size, 0)
+                pads.append([total // 2, total - total // 2])
+            h = tf.pad(h, [*pads, [0, 0]])
+            sizes = h.shape[2 : 2 + spatial]
+        outputs = [
+            (size - (window - 1) * dilation - 1) // stride + 1
+            for size, window, stride, dilation in zip(
+                sizes, layer.kernel_size, layer.strides, layer.dilation_rate, strict=True
+            )
+        ]
+        windows = []
+        for offsets in itertools.product(*(range(w) for w in layer.kernel_size)):
+            begin = [0, 0, *(o * d for o, d in zip(offsets, layer.dilation_rate, strict=True)), 0]
+            end = [
+                self.size,
+                tf.shape(h)[1],
+                *(
+                    b + (n - 1) * s + 1
+                    for b, n, s in zip(begin[2:-1], outputs, layer.strides, strict=True)
+                ),
+                h.shape[-1],
+            ]
+            windows.append(tf.strided_slice(h, begin, end, [1, 1, *layer.strides, 1]))
+        patches = tf.concat(windows, axis=-1)  # (K, B, *S', window·C), offsets outermost
+        flat = tf.reshape(patches, [self.size, -1, patches.shape[-1]])
+        out = tf.matmul(flat, tf.reshape(kernel, [self.size, -1, kernel.shape[-1]]))
+        return tf.reshape(out, tf.concat([tf.shape(h)[:2], outputs, [kernel.shape[-1]]], 0))
 
     def _folded(self, operation, training, *args, **kwargs):
         if getattr(operation, "_call_has_training_arg", False) and training is not None:

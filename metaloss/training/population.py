@@ -138,7 +138,7 @@ class PopulationTrainer:
             model,
             self.size,
             initial_weights,
-            grouped_convolutions=not jit_compile,
+            convolutions="patches" if jit_compile else "grouped",
         )
         self.optimizer = _check_optimizer(optimizer)
         self.optimizer.build(self.population.trainable)

@@ -110,12 +110,12 @@ def _convnet(dimensions: int) -> keras.Model:
     return keras.Model(inputs, keras.layers.Dense(3)(h))
 
 
-@pytest.mark.parametrize("grouped", [True, False])
+@pytest.mark.parametrize("convolutions", ["grouped", "patches"])
 @pytest.mark.parametrize("dimensions", [1, 2])
-def test_convolutions_grouped_or_unrolled_match_the_model(dimensions, grouped):
+def test_convolutions_grouped_or_as_patches_match_the_model(dimensions, convolutions):
     model = _convnet(dimensions)
     starts = [[w * (1 + 0.3 * k) for w in model.get_weights()] for k in range(3)]
-    graph = PopulationGraph(model, 3, starts, grouped_convolutions=grouped)
+    graph = PopulationGraph(model, 3, starts, convolutions=convolutions)
     x = np.random.default_rng(0).normal(size=(5, *model.input_shape[1:])).astype("float32")
     logits = graph(tf.constant(x), training=False).numpy()
     for k in range(3):
