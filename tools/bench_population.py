@@ -26,12 +26,14 @@ import click
 import keras
 import numpy as np
 import tensorflow as tf
-from bench_loss_overhead import _interleaved
+from bench_loss_overhead import _interleaved, _timed
 
 import metaloss
 from metaloss.cli._common import quiet_tensorflow
 from metaloss.losses import TaylorGLO
 from metaloss.search import SearchTask, evaluate_candidates
+from metaloss.training import PopulationTrainer, Trainer
+from metaloss.training.experiment import build_model
 
 TARGET = 4.0  # K = 8 together must be at least this many times faster
 # Candidates around the MSE-like point θ3 = -2, θ5 = 2 (spread as a CMA-ES generation's).
@@ -42,6 +44,41 @@ def candidates(k: int, seed: int = 0) -> list[TaylorGLO]:
     """K TaylorGLO losses drawn around an MSE-like θ."""
     thetas = _CENTRE + 0.5 * np.random.default_rng(seed).normal(size=(k, len(_CENTRE)))
     return [TaylorGLO(theta, from_logits=True) for theta in thetas]
+
+
+def bench_steps(task: SearchTask, k: int, repeats: int, steps: int) -> dict:
+    """One compiled step: K Trainer steps (one per candidate) against one population step."""
+    data = task.load_data()
+    x, y = next(iter(data.train))
+    losses = candidates(k)
+    trainers = [
+        Trainer(build_model(task.model, data), loss, "sgd", jit_compile=task.jit_compile)
+        for loss in losses
+    ]
+    population = PopulationTrainer(
+        build_model(task.model, data), losses, "sgd", jit_compile=task.jit_compile
+    )
+
+    def sequential() -> None:
+        for _ in range(steps):
+            for trainer in trainers:
+                trainer._train_step(x, y)
+        trainers[-1].optimizer.iterations.numpy()  # waits for queued work
+
+    def together() -> None:
+        for _ in range(steps):
+            population._train_step(x, y)
+        population.optimizer.iterations.numpy()
+
+    sequential(), together()  # trace and warm up
+    times = _interleaved(
+        {"sequential": _timed(sequential), "together": _timed(together)}, repeats, 1
+    )
+    per_step = {name: 1e3 * statistics.median(t) / (steps * k) for name, t in times.items()}
+    ratio = statistics.median(
+        a / b for a, b in zip(times["sequential"], times["together"], strict=True)
+    )
+    return {**per_step, "speedup": ratio}
 
 
 def bench_configuration(task: SearchTask, k: int, repeats: int) -> dict:
@@ -85,12 +122,13 @@ def bench_configuration(task: SearchTask, k: int, repeats: int) -> dict:
 @click.option("--epochs", default=30, show_default=True, help="The partial-training budget.")
 @click.option("--subset-fraction", default=0.25, show_default=True)
 @click.option("--jit", "jit_modes", default="off,on", show_default=True, help="XLA: off, on.")
+@click.option("--steps", default=100, show_default=True, help="Steps per repeat, step table.")
 @click.option("--quick", is_flag=True, help="1 repeat of 2 epochs, K = 3: a smoke check.")
-def main(repeats, k, tasks, epochs, subset_fraction, jit_modes, quick):
+def main(repeats, k, tasks, epochs, subset_fraction, jit_modes, steps, quick):
     """Times K candidates trained together against one after another."""
     quiet_tensorflow()
     if quick:
-        repeats, epochs, k = 1, 2, 3
+        repeats, epochs, k, steps = 1, 2, 3, 5
     print("command: python " + shlex.join(sys.argv))
     print(
         f"python {platform.python_version()}, TensorFlow {tf.__version__}, Keras "
@@ -106,6 +144,7 @@ def main(repeats, k, tasks, epochs, subset_fraction, jit_modes, quick):
         "difference |"
         "\n|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|"
     )
+    configurations = []
     for pair in tasks.split(","):
         dataset, model = pair.split("/", 1)
         for mode in jit_modes.split(","):
@@ -116,15 +155,29 @@ def main(repeats, k, tasks, epochs, subset_fraction, jit_modes, quick):
                 subset_fraction=subset_fraction,
                 jit_compile=mode == "on",
             )
-            row = bench_configuration(task, k, repeats)
-            met = "yes" if row["speedup"] >= TARGET else "no"
-            print(
-                f"| {dataset} | {model} | {mode} | {row['sequential']:.2f} | "
-                f"{row['together']:.2f} | "
-                f"{k / row['sequential']:.2f} | {k / row['together']:.2f} | "
-                f"{row['speedup']:.2f}x | >= {TARGET:.0f}x | {met} | {row['difference']:.4f} |",
-                flush=True,
-            )
+            configurations.append((dataset, model, mode, task))
+    for dataset, model, mode, task in configurations:
+        row = bench_configuration(task, k, repeats)
+        met = "yes" if row["speedup"] >= TARGET else "no"
+        print(
+            f"| {dataset} | {model} | {mode} | {row['sequential']:.2f} | "
+            f"{row['together']:.2f} | "
+            f"{k / row['sequential']:.2f} | {k / row['together']:.2f} | "
+            f"{row['speedup']:.2f}x | >= {TARGET:.0f}x | {met} | {row['difference']:.4f} |",
+            flush=True,
+        )
+    print(
+        f"\nOne compiled step, {steps} steps per repeat: ms per candidate-step\n"
+        "| dataset | model | XLA | K Trainer steps | one population step | speed-up |\n"
+        "|---|---|---|---:|---:|---:|"
+    )
+    for dataset, model, mode, task in configurations:
+        row = bench_steps(task, k, repeats, steps)
+        print(
+            f"| {dataset} | {model} | {mode} | {row['sequential']:.3f} | "
+            f"{row['together']:.3f} | {row['speedup']:.2f}x |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

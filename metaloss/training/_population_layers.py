@@ -235,17 +235,13 @@ class PopulationGraph:
         ]
         windows = []
         for offsets in itertools.product(*(range(w) for w in layer.kernel_size)):
-            begin = [0, 0, *(o * d for o, d in zip(offsets, layer.dilation_rate, strict=True)), 0]
-            end = [
-                self.size,
-                tf.shape(h)[1],
-                *(
-                    b + (n - 1) * s + 1
-                    for b, n, s in zip(begin[2:-1], outputs, layer.strides, strict=True)
-                ),
-                h.shape[-1],
+            cuts = [
+                slice(o * d, o * d + (n - 1) * s + 1, s)
+                for o, d, n, s in zip(
+                    offsets, layer.dilation_rate, outputs, layer.strides, strict=True
+                )
             ]
-            windows.append(tf.strided_slice(h, begin, end, [1, 1, *layer.strides, 1]))
+            windows.append(h[(slice(None), slice(None), *cuts, slice(None))])
         patches = tf.concat(windows, axis=-1)  # (K, B, *S', window·C), offsets outermost
         flat = tf.reshape(patches, [self.size, -1, patches.shape[-1]])
         out = tf.matmul(flat, tf.reshape(kernel, [self.size, -1, kernel.shape[-1]]))

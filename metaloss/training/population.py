@@ -29,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from metaloss.losses import TaylorGLO
+from metaloss.losses import TaylorGLO, loss_step_variable
 from metaloss.losses import get as get_loss
 from metaloss.losses._base import invalid_value, one_hot_labels
 from metaloss.losses.taylor_glo import taylor_glo
@@ -142,6 +142,8 @@ class PopulationTrainer:
         )
         self.optimizer = _check_optimizer(optimizer)
         self.optimizer.build(self.population.trainable)
+        # Step-aware (dynamical) losses read the step from their clock, as in the Trainer.
+        self._clocks = [c for c in map(loss_step_variable, self.losses) if c is not None]
         theta = _stacked_taylor_glo_theta(self.losses)
         self._theta = None if theta is None else tf.Variable(theta, trainable=False)
         k = self.size
@@ -196,6 +198,8 @@ class PopulationTrainer:
 
     def _train_step_fn(self, x, y):
         variables = self.population.trainable
+        for clock in self._clocks:
+            clock.assign(tf.cast(self.optimizer.iterations, clock.dtype))
         active = self._active.value()
         with tf.GradientTape() as tape:
             logits = self.population(x, training=True)

@@ -144,6 +144,7 @@ def test_demo_searches_then_compares_over_seeds(tmp_path):
         "--budget-epochs", 1, "--epochs", 1, "--seeds", 2, "--verbose", 0,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
+    assert "trained 3 at a time" in result.output  # a whole generation together by default
     best = tmp_path / "search" / "best_loss.json"
     assert best.is_file() and (tmp_path / "search" / "report" / "report.md").is_file()
     for label in ("cross_entropy", "taylor_glo"):

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 from keras import ops
 
-from metaloss.losses import Baikal, TaylorGLO
+from metaloss.losses import Baikal, CyclicClassEmphasis, TaylorGLO
 from metaloss.training import PopulationTrainer, Trainer
 from metaloss.training._population_layers import PopulationGraph
 from tests.training.helpers import blobs, dataset, mlp
@@ -61,11 +61,11 @@ def test_replicas_equal_separately_trained_copies(optimizer, family):
     initial = model.get_weights()
     if family == "taylor_glo":  # the stacked-θ path
         losses = [TaylorGLO(theta, from_logits=True) for theta in THETAS]
-    else:  # one loss call per replica
+    else:  # one loss call per replica; the cyclic loss reads the step from its clock
         losses = [
             keras.losses.CategoricalCrossentropy(from_logits=True),
             Baikal(from_logits=True),
-            TaylorGLO(THETAS[1], from_logits=True),
+            CyclicClassEmphasis(3, period=4, amplitude=5, from_logits=True),
         ]
     make = _optimizers()[optimizer]
     trainer = PopulationTrainer(model, losses, make())
@@ -242,3 +242,28 @@ def test_bad_model_callbacks_and_index_name_themselves():
         trainer.fit(dataset(x, y), epochs=1, callbacks=[[]])
     with pytest.raises(ValueError, match="argument `index`"):
         trainer.replica_weights(2)
+
+
+def test_convolutions_compile_for_any_batch_size():
+    # Traced with the batch axis left open, as the trainer traces its steps.
+    model = _convnet(2)
+    for convolutions in ("grouped", "patches"):
+        graph = PopulationGraph(model, 2, convolutions=convolutions)
+        forward = tf.function(lambda x, graph=graph: graph(x, training=True))
+        spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
+        x = tf.zeros([3, *model.input_shape[1:]])
+        assert forward.get_concrete_function(spec)(x).shape == (2, 3, 3)
+
+
+def test_under_xla_a_convnet_population_equals_separate_copies():
+    model = _convnet(1)
+    initial = model.get_weights()
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 12, 2)).astype("float32")
+    y = np.eye(3, dtype="float32")[rng.integers(0, 3, 40)]
+    losses = [TaylorGLO(t, from_logits=True) for t in THETAS[:2]]
+    trainer = PopulationTrainer(model, losses, "sgd", jit_compile=True)
+    trainer.fit(dataset(x, y), epochs=1, verbose=0)  # batches of 16, 16 and 8
+    for k, loss in enumerate(losses):
+        reference = _separately(model, initial, loss, "sgd", dataset(x, y))
+        _assert_same_weights(trainer.replica_weights(k), reference)
