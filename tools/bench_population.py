@@ -123,8 +123,14 @@ def bench_configuration(task: SearchTask, k: int, repeats: int) -> dict:
 @click.option("--subset-fraction", default=0.25, show_default=True)
 @click.option("--jit", "jit_modes", default="off,on", show_default=True, help="XLA: off, on.")
 @click.option("--steps", default=100, show_default=True, help="Steps per repeat, step table.")
+@click.option(
+    "--tables",
+    default="throughput,steps",
+    show_default=True,
+    help="Which tables: throughput (whole candidate evaluations), steps (one compiled step).",
+)
 @click.option("--quick", is_flag=True, help="1 repeat of 2 epochs, K = 3: a smoke check.")
-def main(repeats, k, tasks, epochs, subset_fraction, jit_modes, steps, quick):
+def main(repeats, k, tasks, epochs, subset_fraction, jit_modes, steps, tables, quick):
     """Times K candidates trained together against one after another."""
     quiet_tensorflow()
     if quick:
@@ -138,12 +144,7 @@ def main(repeats, k, tasks, epochs, subset_fraction, jit_modes, steps, quick):
         f"{subset_fraction:g} of each training split, K = {k} TaylorGLO candidates, "
         f"{epochs} epochs each, batch 128, SGD 0.1 momentum 0.9, {repeats} repeats"
     )
-    print(
-        "\n| dataset | model | XLA | one after another (s) | together (s) | candidates/s, one "
-        "after another | candidates/s, together | speed-up | target | met | max fitness "
-        "difference |"
-        "\n|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|"
-    )
+    tables = tables.split(",")
     configurations = []
     for pair in tasks.split(","):
         dataset, model = pair.split("/", 1)
@@ -156,6 +157,19 @@ def main(repeats, k, tasks, epochs, subset_fraction, jit_modes, steps, quick):
                 jit_compile=mode == "on",
             )
             configurations.append((dataset, model, mode, task))
+    if "throughput" in tables:
+        throughput_table(configurations, k, repeats)
+    if "steps" in tables:
+        steps_table(configurations, k, repeats, steps)
+
+
+def throughput_table(configurations, k: int, repeats: int) -> None:
+    print(
+        "\n| dataset | model | XLA | one after another (s) | together (s) | candidates/s, one "
+        "after another | candidates/s, together | speed-up | target | met | max fitness "
+        "difference |"
+        "\n|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|"
+    )
     for dataset, model, mode, task in configurations:
         row = bench_configuration(task, k, repeats)
         met = "yes" if row["speedup"] >= TARGET else "no"
@@ -166,6 +180,9 @@ def main(repeats, k, tasks, epochs, subset_fraction, jit_modes, steps, quick):
             f"{row['speedup']:.2f}x | >= {TARGET:.0f}x | {met} | {row['difference']:.4f} |",
             flush=True,
         )
+
+
+def steps_table(configurations, k: int, repeats: int, steps: int) -> None:
     print(
         f"\nOne compiled step, {steps} steps per repeat: ms per candidate-step\n"
         "| dataset | model | XLA | K Trainer steps | one population step | speed-up |\n"

@@ -166,8 +166,8 @@ class PopulationGraph:
         if isinstance(operation, keras.layers.Layer) and self._is_plain_convolution(operation):
             return lambda h: self._convolution(operation, h)
         if isinstance(operation, keras.layers.Layer) and self._runs_unrolled(operation):
-            return lambda *a, **kw: self._unrolled(operation, training, *a, **kw)
-        return lambda *a, **kw: self._folded(operation, training, *a, **kw)
+            return lambda *a, **kw: self._unrolled(operation, training, a, kw)
+        return lambda *a, **kw: self._folded(operation, training, a, kw)
 
     def _kernel_and_bias(self, layer):
         kernel = self._stacked[id(layer._kernel)]
@@ -247,16 +247,21 @@ class PopulationGraph:
         out = tf.matmul(flat, tf.reshape(kernel, [self.size, -1, kernel.shape[-1]]))
         return tf.reshape(out, tf.concat([tf.shape(h)[:2], outputs, [kernel.shape[-1]]], 0))
 
-    def _folded(self, operation, training, *args, **kwargs):
+    @staticmethod
+    def _with_training(operation, training, kwargs) -> dict:
+        """The call's keyword arguments, with the step's ``training`` flag (as Functional does)."""
         if getattr(operation, "_call_has_training_arg", False) and training is not None:
-            kwargs["training"] = training
+            return {**kwargs, "training": training}
+        return kwargs
+
+    def _folded(self, operation, training, args, kwargs):
+        kwargs = self._with_training(operation, training, kwargs)
         args, kwargs = _map_tensors(_fold, (args, kwargs))
         outputs = operation(*args, **kwargs)
         return _map_tensors(lambda t: _unfold(t, self.size), outputs)
 
-    def _unrolled(self, layer, training, *args, **kwargs):
-        if getattr(layer, "_call_has_training_arg", False) and training is not None:
-            kwargs["training"] = training
+    def _unrolled(self, layer, training, args, kwargs):
+        kwargs = self._with_training(layer, training, kwargs)
         weights = [self._stacked[id(v)] for v in layer.trainable_variables]
         outputs = []
         for k in range(self.size):

@@ -267,3 +267,18 @@ def test_under_xla_a_convnet_population_equals_separate_copies():
     for k, loss in enumerate(losses):
         reference = _separately(model, initial, loss, "sgd", dataset(x, y))
         _assert_same_weights(trainer.replica_weights(k), reference)
+
+
+def test_dropout_runs_folded_and_is_off_when_evaluating():
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((6,))
+    hidden = keras.layers.Dropout(0.5)(keras.layers.Dense(16, activation="relu")(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3)(hidden))
+    x, y = blobs()
+    trainer = PopulationTrainer(model, ["cross_entropy"] * 2, "sgd")
+    results = trainer.fit(dataset(x, y), epochs=1, verbose=0)
+    assert all(r.status == "completed" for r in results)
+    # Without training, dropout is the identity: replica k's logits are its model's.
+    logits = trainer.population(tf.constant(x[:5]), training=False).numpy()
+    for k in range(2):
+        np.testing.assert_allclose(logits[k], trainer.replica_model(k)(x[:5]), atol=1e-5)
