@@ -10,8 +10,9 @@ that keeps the replicas independent:
   convolutions poorly on CPU (30x slower than separate ones), the windows of the input cut out
   by strided slices and multiplied with each replica's kernel in one batched matmul.
 - layers without trainable weights (activations, pooling, flatten, reshape, normalization with
-  fixed statistics, dropout, merges): the replica axis folded into the batch axis, ``(K·B, ...)``.
-  Dropout then draws an independent mask for each replica, as K separately seeded runs would.
+  fixed statistics, merges): the replica axis folded into the batch axis, ``(K·B, ...)``.
+- ``Dropout``: one mask per batch for all replicas, the mask each replica would draw alone from
+  the same seed (other random layers, folded, draw one per replica).
 - any other layer with weights (batch normalization, ...): K calls of the layer's
   ``stateless_call``, each with its replica's weights and its own non-trainable state.
 
@@ -165,6 +166,8 @@ class PopulationGraph:
             return lambda h: self._dense(operation, h)
         if isinstance(operation, keras.layers.Layer) and self._is_plain_convolution(operation):
             return lambda h: self._convolution(operation, h)
+        if type(operation) is keras.layers.Dropout:
+            return lambda h, **kw: self._dropout(operation, training, h, kw)
         if isinstance(operation, keras.layers.Layer) and self._runs_unrolled(operation):
             return lambda *a, **kw: self._unrolled(operation, training, a, kw)
         return lambda *a, **kw: self._folded(operation, training, a, kw)
@@ -253,6 +256,13 @@ class PopulationGraph:
         if getattr(operation, "_call_has_training_arg", False) and training is not None:
             return {**kwargs, "training": training}
         return kwargs
+
+    def _dropout(self, layer, training, h, kwargs):
+        """One mask per batch, shared by the replicas: the mask each would draw alone from the
+        same seed, so that populations with dropout train as their replicas would."""
+        kwargs = self._with_training(layer, training, kwargs)
+        scale = layer(tf.ones_like(h[0]), **kwargs)  # mask / (1 - rate), or ones
+        return h * tf.cast(scale, h.dtype)[None]
 
     def _folded(self, operation, training, args, kwargs):
         kwargs = self._with_training(operation, training, kwargs)

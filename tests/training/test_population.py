@@ -282,3 +282,21 @@ def test_dropout_runs_folded_and_is_off_when_evaluating():
     logits = trainer.population(tf.constant(x[:5]), training=False).numpy()
     for k in range(2):
         np.testing.assert_allclose(logits[k], trainer.replica_model(k)(x[:5]), atol=1e-5)
+
+
+def test_dropout_masks_are_those_each_replica_draws_alone():
+    keras.utils.set_random_seed(4)
+    inputs = keras.Input((6,))
+    hidden = keras.layers.Dropout(0.3, seed=7)(keras.layers.Dense(16, activation="relu")(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3)(hidden))
+    initial = model.get_weights()
+    x, y = blobs()
+    losses = [TaylorGLO(t, from_logits=True) for t in THETAS[:2]]
+    trainer = PopulationTrainer(model, losses, "sgd")
+    trainer.fit(dataset(x, y), steps=3, verbose=0)
+    for k, loss in enumerate(losses):
+        keras.utils.set_random_seed(4)
+        copy = keras.models.clone_model(model)  # its Dropout has the same seed
+        copy.set_weights(initial)
+        Trainer(copy, loss, "sgd").fit(dataset(x, y), steps=3, verbose=0)
+        _assert_same_weights(trainer.replica_weights(k), copy.get_weights())
