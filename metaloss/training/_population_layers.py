@@ -142,12 +142,10 @@ class PopulationGraph:
         for template in self.model.trainable_variables:
             template.assign(self._stacked[id(template)][index])
         for layer in self._layers():
-            for template, state in zip(
-                layer.non_trainable_variables,
-                self._replica_state.get(id(layer), [[]] * self.size)[index],
-                strict=False,
-            ):
-                template.assign(state)
+            if id(layer) in self._replica_state:  # shared state (e.g. normalization) stays
+                states = self._replica_state[id(layer)][index]
+                for template, state in zip(layer.non_trainable_variables, states, strict=True):
+                    template.assign(state)
         return self.model
 
     # Forward ----------------------------------------------------------------------------------

@@ -35,7 +35,13 @@ from metaloss.losses._base import invalid_value, one_hot_labels
 from metaloss.losses.taylor_glo import taylor_glo
 from metaloss.training._population_layers import PopulationGraph
 from metaloss.training.schedules import make_optimizer
-from metaloss.training.trainer import FitResult, _budget_spent, _check_budget, _true_classes
+from metaloss.training.trainer import (
+    FitResult,
+    Trainer,
+    _budget_spent,
+    _check_budget,
+    _true_classes,
+)
 
 __all__ = ["PopulationTrainer"]
 
@@ -152,19 +158,14 @@ class PopulationTrainer:
         self._active = tf.Variable(tf.ones(k, tf.bool), trainable=False)
         self._diverged_at = tf.Variable(tf.fill([k], tf.constant(-1, tf.int64)), trainable=False)
         self._replica_steps = tf.Variable(tf.zeros(k, tf.int64), trainable=False)
-        compile_step = (
-            (lambda fn: fn)
-            if run_eagerly
-            else (lambda fn: tf.function(fn, reduce_retracing=True, jit_compile=jit_compile))
-        )
-        self._train_step = compile_step(self._train_step_fn)
-        self._eval_step = compile_step(self._eval_step_fn)
-        self._run_eagerly = run_eagerly
+        self._train_step = Trainer._compile(self._train_step_fn, jit_compile, run_eagerly)
+        self._eval_step = Trainer._compile(self._eval_step_fn, jit_compile, run_eagerly)
 
-    def _trace(self, step, data: tf.data.Dataset | None) -> None:
+    @staticmethod
+    def _trace(step, data: tf.data.Dataset | None) -> None:
         """Traces ``step`` once for the dataset's batch shapes (the batch axis left open), so
         that a last, smaller batch reuses the program instead of tracing a second one."""
-        if data is not None and not self._run_eagerly:
+        if data is not None and hasattr(step, "get_concrete_function"):  # not run eagerly
             step.get_concrete_function(*data.element_spec)
 
     # Losses -----------------------------------------------------------------------------------
