@@ -15,6 +15,7 @@ import tensorflow as tf
 from metaloss.data import archives, catalog, offline
 from metaloss.data import augment as augmentation
 from metaloss.data.catalog import RawData
+from metaloss.data.epochs import EpochBatches
 
 SPLITS = ("train", "validation", "test")
 LABEL_MODES = ("one_hot", "sparse")
@@ -30,7 +31,11 @@ class Dataset:
 
     Attributes:
         name: The dataset name.
-        train: Training batches, reshuffled (and, if enabled, re-augmented) every epoch.
+        train: Training batches, reshuffled (and, if enabled, re-augmented) every epoch: its
+            `i`-th pass is `train_epoch(i)`.
+        train_epoch: `train_epoch(epoch)` gives the training batches of one epoch, a function
+            of `(seed, epoch)` alone (see `metaloss.data.epochs`), so that a resumed run sees
+            what the uninterrupted one saw. `Trainer.fit(train)` uses it by itself.
         validation: Validation batches in a fixed order, or `None` when `validation_split=0`.
         test: Test batches in a fixed order.
         num_classes: Number of classes.
@@ -49,6 +54,7 @@ class Dataset:
 
     name: str
     train: tf.data.Dataset
+    train_epoch: EpochBatches
     validation: tf.data.Dataset | None
     test: tf.data.Dataset
     num_classes: int
@@ -188,35 +194,17 @@ def channel_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), std.astype(np.float32)
 
 
-def _pipeline(
-    x: np.ndarray,
-    y: np.ndarray,
-    *,
-    num_classes: int,
-    batch_size: int,
-    label_mode: str,
-    shuffle_seed: int | None = None,
-    crop_flip: bool = False,
-    cutout: int = 0,
-) -> tf.data.Dataset:
-    """Batched `(x, y)` pipeline; shuffled and augmented only when `shuffle_seed` is given."""
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
-    if shuffle_seed is not None:
-        ds = ds.shuffle(len(y), seed=shuffle_seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
-    augmenting = shuffle_seed is not None and (crop_flip or cutout > 0)
-    if augmenting:
-        # One stateless seed per batch, drawn afresh every epoch but fixed by `shuffle_seed`.
-        seeds = tf.data.Dataset.random(seed=shuffle_seed + 1, rerandomize_each_iteration=True)
-        ds = tf.data.Dataset.zip(ds, seeds.batch(2, drop_remainder=True))
-        ds = ds.map(lambda batch, seed: (*batch, seed))
-    is_uint8 = x.dtype == np.uint8
+def _prepare_batches(
+    *, num_classes: int, label_mode: str, is_uint8: bool, crop_flip: bool = False, cutout: int = 0
+):
+    """``(x, y, seed) -> (x, y)`` for a batch: pixels in [0, 1], augmentation, label encoding."""
+    augmenting = crop_flip or cutout > 0
 
     def prepare(images: tf.Tensor, labels: tf.Tensor, seed: tf.Tensor | None = None):
         images = tf.cast(images, tf.float32)
         if is_uint8:  # Divided, not multiplied, to match `Dataset.arrays` bit for bit.
             images = images / 255.0
-        if seed is not None:
+        if augmenting and seed is not None:
             images = augmentation.augment_images(
                 images, seed, crop_flip=crop_flip, cutout_size=cutout
             )
@@ -225,6 +213,17 @@ def _pipeline(
             labels = tf.one_hot(labels, num_classes, dtype=tf.float32)
         return images, labels
 
+    return prepare
+
+
+def _pipeline(
+    x: np.ndarray, y: np.ndarray, *, num_classes: int, batch_size: int, label_mode: str
+) -> tf.data.Dataset:
+    """Batched `(x, y)` pipeline in the stored order (validation and test splits)."""
+    prepare = _prepare_batches(
+        num_classes=num_classes, label_mode=label_mode, is_uint8=x.dtype == np.uint8
+    )
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
     ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
 
@@ -248,7 +247,8 @@ def load(
     papers use CIFAR 45k/5k and MNIST 55k/5k: `validation_split=0.1` and `1/12`); a stratified
     `subset_fraction` of the rest is then kept, also chosen by `seed`. Training batches are
     reshuffled every epoch; validation and test batches are not; the last batch keeps the
-    remainder. Two calls with the same arguments yield identical batches, epoch after epoch.
+    remainder. Epoch `e`'s order and augmentation depend on `(seed, e)` alone, so two calls
+    with the same arguments yield identical batches, epoch after epoch, in any process.
 
     Training images of CIFAR-10/100 get pad-4 random crops and horizontal flips by default
     (He et al., arXiv:1512.03385), and `cutout` adds DeVries & Taylor's square occlusion
@@ -303,15 +303,27 @@ def load(
 
     common = {"num_classes": info.num_classes, "batch_size": batch_size, "label_mode": label_mode}
     crop_flip = info.default_augment if augment is None else augment
-    train = _pipeline(
-        *splits["train"], shuffle_seed=seed, crop_flip=crop_flip, cutout=cutout, **common
+    x_train, y_train = splits["train"]
+    train_epoch = EpochBatches(
+        x_train,
+        y_train,
+        seed=seed,
+        batch_size=batch_size,
+        prepare=_prepare_batches(
+            num_classes=info.num_classes,
+            label_mode=label_mode,
+            is_uint8=x_train.dtype == np.uint8,
+            crop_flip=crop_flip,
+            cutout=cutout,
+        ),
     )
     validation = _pipeline(*splits["validation"], **common) if validation_split > 0 else None
     test = _pipeline(*splits["test"], **common)
     mean, std = channel_statistics(splits["train"][0])
     return Dataset(
         name=name,
-        train=train,
+        train=train_epoch.reshuffling(),
+        train_epoch=train_epoch,
         validation=validation,
         test=test,
         num_classes=info.num_classes,

@@ -12,6 +12,7 @@ import keras
 from metaloss import data as data_module
 from metaloss import losses
 from metaloss import models as model_module
+from metaloss.data import epochs as epochs_module
 from metaloss.losses._spec import parse_spec
 from metaloss.training.schedules import learning_rate_schedule, make_optimizer
 from metaloss.training.trainer import Trainer
@@ -199,7 +200,8 @@ def train_experiment(
         steps: at most this many optimizer steps; with ``epochs=None`` the budget is steps
             alone (the papers' MNIST budgets are in steps). Defaults to `None`.
         steps_per_epoch: batches per epoch, the training data repeating (reshuffled) as needed,
-            as Keras's ``fit(steps_per_epoch=...)``. History, validation and checkpoints come
+            as Keras's ``fit(steps_per_epoch=...)`` (see
+            :func:`metaloss.data.epochs.steps_per_epoch`). History, validation and checkpoints come
             once per epoch, so full-batch training (one batch per pass) runs several times
             faster with, say, 50. Defaults to `None` (one pass over the data).
         seed: seeds weights, data split, shuffling and augmentation. Defaults to `0`.
@@ -215,7 +217,9 @@ def train_experiment(
         subset_fraction: fraction of the remaining training data used. Defaults to `1.0`.
         data_dir: where archives of downloadable datasets are. Defaults to `None`.
         jit_compile: XLA-compile the steps. Defaults to `None`.
-        resume: continue from ``output/checkpoints`` if present. Defaults to `False`.
+        resume: continue from ``output/checkpoints`` if present; the resumed run ends with the
+            weights the uninterrupted one would have (data order and random draws are functions
+            of ``(seed, epoch)``). Defaults to `False`.
         callbacks: Keras callbacks for :meth:`Trainer.fit` (for example a
             :class:`~metaloss.analysis.HessianTracker`). Defaults to `None`.
         verbose: progress display, as :meth:`Trainer.fit`. Defaults to `"auto"`.
@@ -258,7 +262,11 @@ def train_experiment(
     )
     output = Path(output) if output is not None else None
     checkpoints = output / "checkpoints" if (output is not None and resume) else None
-    train = data.train if steps_per_epoch is None else data.train.repeat().take(steps_per_epoch)
+    train = (
+        data.train_epoch
+        if steps_per_epoch is None
+        else epochs_module.steps_per_epoch(data.train_epoch, steps_per_epoch)
+    )
     fit = trainer.fit(
         train,
         epochs=epochs,

@@ -2,14 +2,16 @@
 
 The train and eval steps are plain Python functions wrapped in ``tf.function(...,
 reduce_retracing=True, jit_compile=...)`` (or run eagerly for debugging). The loop runs under any
-``tf.distribute`` strategy, checkpoints every epoch and resumes, advances the clock of step-aware
-losses inside the compiled step, and stops with status ``"diverged"`` on a non-finite loss instead
-of silently training on.
+``tf.distribute`` strategy, advances the clock of step-aware losses inside the compiled step, and
+stops with status ``"diverged"`` on a non-finite loss instead of silently training on; the
+non-finite step itself changes nothing (weights, optimizer slots and iteration count, the
+model's non-trainable state). Every epoch's data order and random draws are functions of
+``(seed, epoch)``, and checkpoints are written once per epoch, so a run killed at any moment
+resumes to exactly the weights the uninterrupted run ends with.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -18,14 +20,17 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from metaloss.data.epochs import batches_per_epoch, source_of
 from metaloss.losses import get as get_loss
 from metaloss.losses import loss_step_variable
 from metaloss.losses._base import invalid_value
+from metaloss.training._checkpoint import EpochCheckpoint
+from metaloss.training._output_check import warn_if_not_probabilities
+from metaloss.training._randomness import EpochSeeds
 from metaloss.training.schedules import make_optimizer
 
 __all__ = ["FitResult", "Trainer"]
 
-_HISTORY_FILE = "history.json"
 _MEAN_REDUCTIONS = ("sum_over_batch_size", "mean", "mean_with_sample_weight")
 
 
@@ -36,10 +41,11 @@ class FitResult:
     Attributes:
         history: per-epoch lists: ``loss``, ``accuracy`` and, with validation data,
             ``val_loss``, ``val_accuracy``.
-        status: ``"completed"``, ``"diverged"`` (a non-finite loss or gradient stopped training)
-            or ``"stopped"`` (a callback set ``model.stop_training``).
+        status: ``"completed"``, ``"diverged"`` (a non-finite loss or gradient stopped training;
+            that step was not taken) or ``"stopped"`` (a callback set ``model.stop_training``).
         message: a human-readable sentence about the status.
-        epochs: epochs completed. steps: optimizer steps taken in total (resumed runs included).
+        epochs: epochs completed. steps: optimizer steps taken in total (resumed runs included;
+            a non-finite step is not taken).
         seconds: wall time of this call.
     """
 
@@ -114,6 +120,9 @@ class Trainer:
         # Epochs and steps of the current run: reset by `fit`, restored from its checkpoint.
         self._epoch = tf.Variable(0, trainable=False, dtype=tf.int64)
         self._run_steps = tf.Variable(0, trainable=False, dtype=tf.int64)
+        # Dropout and other random layers restart every epoch from a state of (seed, epoch).
+        self._seeds = EpochSeeds(model)
+        self._seed_bases = tf.Variable(self._seeds.bases, trainable=False)
         self._train_step = self._compile(self._train_step_fn, jit_compile, run_eagerly)
         self._eval_step = self._compile(self._eval_step_fn, jit_compile, run_eagerly)
 
@@ -125,17 +134,24 @@ class Trainer:
 
     # Replica-local computations -------------------------------------------------------------
 
-    def _replica_train(self, x, y):
+    def _replica_gradients(self, x, y):
+        """The forward and backward pass: ``(batch totals, non-finite flag, updates)``.
+
+        ``updates`` is what :meth:`_replica_apply` needs to take the step; nothing here changes
+        a weight or an optimizer slot, so a non-finite step can be dropped as a whole.
+        """
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             y_pred = self.model(x, training=True)
             loss, scaled = self._replica_loss(y, y_pred)
         gradients = tape.gradient(scaled, variables)
         finite = tf.math.is_finite(loss) & tf.math.is_finite(tf.linalg.global_norm(gradients))
-        # A non-finite step leaves the weights as they were; the loop then stops.
-        gradients = [tf.where(finite, g, tf.zeros_like(g)) for g in gradients]
-        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
-        return [*self._batch_totals(loss, y, y_pred), tf.cast(tf.logical_not(finite), tf.float64)]
+        bad = tf.cast(tf.logical_not(finite), tf.float64)
+        return self._batch_totals(loss, y, y_pred), bad, gradients
+
+    def _replica_apply(self, gradients) -> None:
+        """Takes the step that :meth:`_replica_gradients` computed."""
+        self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables, strict=True))
 
     def _replica_loss(self, y, y_pred):
         """The batch's mean loss, and that loss scaled for summing gradients over replicas.
@@ -177,17 +193,43 @@ class Trainer:
     # Compiled steps (cross-replica) ----------------------------------------------------------
 
     def _accumulate(self, per_replica):
-        for total, value in zip(self._totals, per_replica[:3], strict=True):
+        for total, value in zip(self._totals, per_replica, strict=True):
             total.assign_add(self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None))
 
-    def _train_step_fn(self, x, y):
+    def _train_step_fn(self, *batch):
+        """One step, taken only if every replica's loss and gradients are finite.
+
+        A non-finite step is dropped inside the compiled program: no optimizer update (weights,
+        slots, ``iterations`` and so the learning-rate schedule stay), and the model's
+        non-trainable state (BatchNorm statistics, dropout seeds) and the loss clock are put back
+        as the step found them. The decision is taken across replicas, as Keras's
+        ``LossScaleOptimizer`` does, so every replica agrees.
+        """
+        state = self._step_state()
+        before = [tf.identity(v.value) for v in state]
         if self._clock is not None:
             self._clock.assign(tf.cast(self.optimizer.iterations, self._clock.dtype))
-        per_replica = self.strategy.run(self._replica_train, args=(x, y))
-        self._accumulate(per_replica)
-        self._run_steps.assign_add(1)
-        bad = self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica[3], axis=None)
-        self._diverged.assign(tf.logical_or(self._diverged, bad > 0))
+        totals, bad, updates = self.strategy.run(self._replica_gradients, args=batch)
+        self._accumulate(totals)
+        bad = self.strategy.reduce(tf.distribute.ReduceOp.SUM, bad, axis=None) > 0
+
+        def take_step():
+            self.strategy.run(self._replica_apply, args=(updates,))
+            self._run_steps.assign_add(1)
+            return tf.constant(True)
+
+        def drop_step():
+            for variable, value in zip(state, before, strict=True):
+                variable.assign(value)
+            return tf.constant(False)
+
+        tf.cond(bad, drop_step, take_step)
+        self._diverged.assign(tf.logical_or(self._diverged, bad))
+
+    def _step_state(self) -> list:
+        """Variables other than the optimizer's that a training step changes."""
+        clock = [] if self._clock is None else [self._clock]
+        return [*self.model.non_trainable_variables, *clock]
 
     def _eval_step_fn(self, x, y):
         self._accumulate(self.strategy.run(self._replica_eval, args=(x, y)))
@@ -217,7 +259,7 @@ class Trainer:
 
     def fit(
         self,
-        train: tf.data.Dataset,
+        train,
         *,
         epochs: int | None = None,
         steps: int | None = None,
@@ -229,15 +271,21 @@ class Trainer:
         """Trains for ``epochs`` passes over ``train`` and/or at most ``steps`` optimizer steps.
 
         Args:
-            train: a batched ``tf.data.Dataset`` of ``(x, y)``; one pass is one epoch.
+            train: the training batches of ``(x, y)``: a callable ``epoch -> tf.data.Dataset``
+                (such as ``Dataset.train_epoch`` of :func:`metaloss.data.load`), or a batched
+                ``tf.data.Dataset``, one pass per epoch. The ``train`` pipeline of
+                :func:`metaloss.data.load` is asked for each epoch by its index, so a resumed
+                run sees the batches the uninterrupted one saw; any other dataset is iterated
+                anew each epoch, in whatever order its pipeline gives. Epochs count from 0 in
+                every call.
             epochs: number of epochs. Defaults to `None` (as many as ``steps`` needs).
             steps: optimizer steps of this run (a resumed run counts the steps taken before
                 the interruption). Defaults to `None`.
             validation: evaluated at the end of every epoch. Defaults to `None`.
             callbacks: Keras callbacks (epoch and batch hooks, ``model.stop_training``).
                 Defaults to `None`.
-            checkpoint_dir: saves model, optimizer and history every epoch, and resumes from
-                there when it already holds a checkpoint. Defaults to `None`.
+            checkpoint_dir: saves model, optimizer, random state and history every epoch, and
+                resumes from there when it already holds a checkpoint. Defaults to `None`.
             verbose: "auto" (a progress bar on a terminal, quiet otherwise), 0, 1 or 2 (one
                 line per epoch). Defaults to `"auto"`.
 
@@ -245,33 +293,35 @@ class Trainer:
             A :class:`FitResult`.
         """
         epochs, steps = _check_budget(epochs, steps)
+        source = source_of(train)
         verbose = (1 if sys.stdout.isatty() else 0) if verbose == "auto" else int(verbose)
         start = time.perf_counter()
         result = FitResult(history={})
         self._epoch.assign(0)
         self._run_steps.assign(0)
-        checkpoint = _Checkpoint(checkpoint_dir, self) if checkpoint_dir else None
+        checkpoint = EpochCheckpoint(checkpoint_dir, self) if checkpoint_dir else None
         if checkpoint is not None:
             result.history = checkpoint.restore()
         callback_list = keras.callbacks.CallbackList(
             callbacks or [], add_history=False, add_progbar=False, model=self.model
         )
-        steps_per_epoch = int(train.cardinality().numpy())
-        steps_per_epoch = steps_per_epoch if steps_per_epoch > 0 else None
+        steps_per_epoch = batches_per_epoch(source)
         self._diverged.assign(False)
         self.model.stop_training = False
         callback_list.on_train_begin()
         epoch = int(self._epoch.numpy())
         while not _budget_spent(epoch, epochs, self._steps(), steps):
             callback_list.on_epoch_begin(epoch)
+            self._seeds.start_epoch(epoch)
             logs = self._train_epoch(
-                train, epoch, epochs, steps, steps_per_epoch, verbose, callback_list
+                source(epoch), epoch, epochs, steps, steps_per_epoch, verbose, callback_list
             )
             if self._diverged.numpy():
                 result.status = "diverged"
                 result.message = (
-                    f"training stopped at step {self._steps()} (epoch {epoch + 1}): the loss or "
-                    "its gradient became non-finite; weights are those of the last finite step"
+                    f"training stopped at step {self._steps() + 1} (epoch {epoch + 1}): the loss "
+                    "or its gradient became non-finite; that step was not taken, and the weights "
+                    "are those of the last finite step"
                 )
                 break
             if validation is not None:
@@ -280,9 +330,9 @@ class Trainer:
             self._epoch.assign(epoch)
             for key, value in logs.items():
                 result.history.setdefault(key, []).append(value)
-            if checkpoint is not None:
-                checkpoint.save(result.history)
             callback_list.on_epoch_end(epoch - 1, logs)
+            if checkpoint is not None:  # after the callbacks: it holds what they recorded
+                checkpoint.save(result.history)
             if verbose == 2:
                 print(f"epoch {epoch}: " + ", ".join(f"{k}={v:.4f}" for k, v in logs.items()))
             if self.model.stop_training:
@@ -301,6 +351,13 @@ class Trainer:
     def _steps(self) -> int:
         return int(self._run_steps.numpy())
 
+    def _check_outputs(self, batch) -> None:
+        """Warns, once per run, when a probability loss is about to be fed logits."""
+        x = batch[0][0] if isinstance(batch[0], tuple) else batch[0]
+        if self._distributed:
+            x = self.strategy.experimental_local_results(x)[0]
+        warn_if_not_probabilities(self.loss, self.model(x, training=False))
+
     def _train_epoch(self, train, epoch, epochs, steps, steps_per_epoch, verbose, callbacks):
         self._reset_totals()
         remaining = None if steps is None else steps - self._steps()
@@ -310,17 +367,32 @@ class Trainer:
         progress = keras.utils.Progbar(target, verbose=1) if verbose == 1 else None
         if progress is not None:
             print(f"Epoch {epoch + 1}" + (f"/{epochs}" if epochs else ""))
-        for batch, (x, y) in enumerate(self._distribute(train)):
+        for batch, data in enumerate(self._distribute(train)):
             if remaining is not None and batch >= remaining:
                 break
+            if batch == 0 and self._steps() == 0:
+                self._check_outputs(data)
             callbacks.on_train_batch_begin(batch)
-            self._train_step(x, y)
+            self._train_step(*data)
             callbacks.on_train_batch_end(batch)
             if progress is not None:
                 progress.update(batch + 1, list(self._read_totals().items()))
             if self._diverged.numpy():
                 break
         return self._read_totals()
+
+    # Checkpoints: what else a subclass saves ------------------------------------------------
+
+    def _checkpoint_objects(self) -> dict:
+        """Trackable objects saved with every checkpoint, beyond the model and optimizer."""
+        return {}
+
+    def _checkpoint_state(self) -> dict:
+        """JSON-able state saved with every checkpoint (a subclass's records)."""
+        return {}
+
+    def _restore_state(self, state: dict) -> None:
+        """Takes back what :meth:`_checkpoint_state` gave, after a restore."""
 
 
 def _optimizer_in_scope(optimizer, strategy) -> keras.optimizers.Optimizer:
@@ -348,31 +420,3 @@ def _check_budget(epochs, steps):
 
 def _budget_spent(epoch, epochs, steps_done, steps) -> bool:
     return (epochs is not None and epoch >= epochs) or (steps is not None and steps_done >= steps)
-
-
-class _Checkpoint:
-    """Model, optimizer, epoch counter (TensorFlow checkpoint) and history (JSON) per epoch."""
-
-    def __init__(self, directory: str | Path, trainer: Trainer) -> None:
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._checkpoint = tf.train.Checkpoint(
-            model=trainer.model,
-            optimizer=trainer.optimizer,
-            epoch=trainer._epoch,
-            run_steps=trainer._run_steps,
-        )
-        self._manager = tf.train.CheckpointManager(self._checkpoint, str(self.directory), 2)
-
-    def restore(self) -> dict[str, list[float]]:
-        if self._manager.latest_checkpoint is None:
-            return {}
-        self._checkpoint.restore(self._manager.latest_checkpoint).assert_existing_objects_matched()
-        history_path = self.directory / _HISTORY_FILE
-        return json.loads(history_path.read_text()) if history_path.exists() else {}
-
-    def save(self, history: dict[str, list[float]]) -> None:
-        partial = self.directory / (_HISTORY_FILE + ".partial")
-        partial.write_text(json.dumps(history))
-        self._manager.save()
-        partial.replace(self.directory / _HISTORY_FILE)

@@ -3,6 +3,7 @@
 import json
 import pathlib
 
+import numpy as np
 import pytest
 
 from ..conftest import run_python
@@ -53,7 +54,7 @@ def test_killed_run_resumes_and_ends_with_the_same_number_of_steps(tmp_path):
 class KillAfterEpoch(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if epoch == 1 and os.environ.get("KILL") == "1":
-            os.kill(os.getpid(), signal.SIGKILL)   # after the epoch's checkpoint is written
+            os.kill(os.getpid(), signal.SIGKILL)   # before the second epoch's checkpoint
 x, y = blobs(n=80)   # 5 steps per epoch at batch 16
 trainer = Trainer(mlp(seed=1), "baikal", keras.optimizers.SGD(0.05, momentum=0.9))
 result = trainer.fit(dataset(x, y), epochs=4, checkpoint_dir={str(tmp_path)!r},
@@ -75,7 +76,60 @@ print(json.dumps({{"steps": result.steps, "epochs": result.epochs, "history": re
         timeout=600,
     )
     assert killed.returncode == -9, killed.stderr[-2000:]
-    assert len(json.loads((tmp_path / "history.json").read_text())["loss"]) == 2
+    assert len(json.loads((tmp_path / "history.json").read_text())["loss"]) == 1
     resumed = json.loads(run_python(train, cwd=ROOT).strip().splitlines()[-1])
     assert resumed["epochs"] == 4 and resumed["steps"] == 20 and resumed["iterations"] == 20
     assert all(len(v) == 4 for v in resumed["history"].values())
+
+
+RESUMABLE = """
+import json, os, signal, sys
+import keras, numpy as np
+from metaloss import data, models
+from metaloss.training import Trainer
+
+class KillMidEpoch(keras.callbacks.Callback):
+    # Epoch 3 of 5, halfway: after epoch 2's checkpoint, before epoch 3's.
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+    def on_train_batch_end(self, batch, logs=None):
+        if os.environ.get("KILL") == "1" and self.epoch == 2 and batch == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+keras.utils.set_random_seed(3)
+# Shuffled, crop-and-flip and cutout augmented digits; a CNN with dropout.
+ds = data.load("digits", batch_size=64, seed=3, augment=True, cutout=3)
+model = models.get("cnn", ds.input_shape, ds.num_classes)
+trainer = Trainer(model, "baikal", keras.optimizers.SGD(0.05, momentum=0.9))
+result = trainer.fit(ds.train, epochs=5, validation=ds.validation, checkpoint_dir=sys.argv[1],
+                     callbacks=[KillMidEpoch()], verbose=0)
+print(json.dumps({"weights": [w.ravel().tolist() for w in model.get_weights()],
+                  "steps": result.steps, "history": result.history}))
+"""
+
+
+@pytest.mark.slow
+def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_weights(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    def run(directory, kill):
+        return subprocess.run(
+            [sys.executable, "-c", RESUMABLE, str(directory)],
+            env={**os.environ, "KILL": kill, "TF_CPP_MIN_LOG_LEVEL": "3"},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    killed = run(tmp_path / "resumed", "1")
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    resumed = json.loads(run(tmp_path / "resumed", "0").stdout.strip().splitlines()[-1])
+    straight = json.loads(run(tmp_path / "straight", "0").stdout.strip().splitlines()[-1])
+    assert resumed["steps"] == straight["steps"] > 0
+    for got, want in zip(resumed["weights"], straight["weights"], strict=True):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+    for key, values in straight["history"].items():
+        np.testing.assert_allclose(resumed["history"][key], values, rtol=0, atol=1e-6)

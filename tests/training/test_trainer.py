@@ -110,10 +110,63 @@ def test_non_finite_loss_stops_with_a_diverged_status():
         dataset(x, y), epochs=5, verbose=0
     )
     assert result.status == "diverged" and "non-finite" in result.message
-    assert (result.epochs, result.steps) == (0, 3)
+    assert (result.epochs, result.steps) == (0, 2)  # the third step was not taken
     # The non-finite step left the weights as the two finite steps made them.
     for got, want in zip(model.get_weights(), reference.get_weights(), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def _everything(model, optimizer, loss=None):
+    """Every number a step could change: weights, non-trainable state, optimizer variables."""
+    values = [v.numpy().copy() for v in model.variables + optimizer.variables]
+    return values + ([loss.step.numpy().copy()] if loss is not None else [])
+
+
+@pytest.mark.parametrize(
+    "make_optimizer",
+    [
+        lambda: keras.optimizers.SGD(0.1, momentum=0.9),
+        lambda: keras.optimizers.Adam(0.01),
+        lambda: keras.optimizers.AdamW(
+            keras.optimizers.schedules.ExponentialDecay(0.01, 2, 0.5), weight_decay=0.1
+        ),
+    ],
+    ids=["sgd-momentum", "adam", "adamw-schedule"],
+)
+def test_a_non_finite_step_changes_nothing(make_optimizer):
+    # A NaN input in the 4th batch. With momentum, Adam's moments or weight decay, applying a
+    # zero gradient would still move the weights; BatchNorm would take the NaN batch's
+    # statistics, dropout would advance its seed; the step-aware loss's clock would move on.
+    x, y = blobs(n=64)
+    x[50] = np.nan
+    keras.utils.set_random_seed(4)
+    model = keras.Sequential(
+        [
+            keras.Input((6,)),
+            keras.layers.Dense(8),
+            keras.layers.BatchNormalization(),
+            keras.layers.Dropout(0.3),
+            keras.layers.Dense(3),
+        ]
+    )
+    optimizer = make_optimizer()
+    loss = CyclicClassEmphasis(3, period=4, amplitude=3.0, from_logits=True)
+    trainer = Trainer(model, loss, optimizer)
+    seen = []
+
+    class AfterEachStep(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(_everything(model, optimizer, loss))
+
+    result = trainer.fit(dataset(x, y), epochs=3, callbacks=[AfterEachStep()], verbose=0)
+    assert result.status == "diverged" and result.steps == 3
+    assert int(optimizer.iterations.numpy()) == 3  # three finite steps, not four
+    last_finite, after_bad = seen[2], seen[3]
+    assert len(last_finite) == len(after_bad) > 8
+    for before, after in zip(last_finite, after_bad, strict=True):
+        np.testing.assert_array_equal(after, before)
+    # ... and the finite steps did train (the comparison above is not between two constants).
+    assert any(not np.array_equal(a, b) for a, b in zip(seen[0], seen[2], strict=True))
 
 
 def test_callbacks_can_stop_training():
