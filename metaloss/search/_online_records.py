@@ -69,6 +69,12 @@ class SnapshotRecorder(keras.callbacks.Callback):
         self.steps = None if steps is None else set(steps)
         self.snapshots: list[Snapshot] = []
         self._epoch = 0
+        self._resumed = False
+
+    def resume(self, snapshots: list[Snapshot]) -> None:
+        """Continues a checkpointed run: its snapshots so far, and no new one at its start."""
+        self.snapshots = list(snapshots)
+        self._resumed = True
 
     def record(self, step: int, epoch: int) -> None:
         if self.snapshots and self.snapshots[-1].step == step:
@@ -76,6 +82,8 @@ class SnapshotRecorder(keras.callbacks.Callback):
         self.snapshots.append(Snapshot(step, epoch, self.adalfl.loss.get_config()))
 
     def on_train_begin(self, logs=None) -> None:
+        if self._resumed:
+            return
         if self.steps is None or 0 in self.steps:
             self.record(self.adalfl._steps(), 0)
 

@@ -20,17 +20,21 @@ References:
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import keras
 import tensorflow as tf
 
+from metaloss.data.epochs import one_batch_ahead, source_of
 from metaloss.losses import LearnedLoss
 from metaloss.losses._base import invalid_value, one_hot_labels
 from metaloss.search._online_records import OnlineResult, Snapshot, SnapshotRecorder
 from metaloss.search._unrolled import check_unrollable, unrolled_step
+from metaloss.training._checkpoint import EpochCheckpoint
 from metaloss.training.schedules import make_optimizer
 from metaloss.training.trainer import FitResult, Trainer
 
@@ -136,12 +140,12 @@ class AdaLFL(Trainer):
         self.meta_optimizer.build(self._phi)
         self._reset = reset
         self._seed = 0 if seed is None else int(seed)
-        self._previous_phi = [tf.Variable(v.value, trainable=False) for v in self._phi]
         self._initial_theta = [
             tf.Variable(v.value, trainable=False) for v in model.trainable_variables
         ]
         self._meta_totals = [tf.Variable(0.0, trainable=False, dtype=tf.float64) for _ in range(2)]
         self._offline_steps = tf.Variable(0, trainable=False, dtype=tf.int64)
+        self._recorder: SnapshotRecorder | None = None  # the snapshots of the `fit` in progress
         self._offline_step = self._compile(self._offline_step_fn, jit_compile, run_eagerly)
 
     @property
@@ -201,45 +205,57 @@ class AdaLFL(Trainer):
         outputs = self._differentiate(theta, (x, y), (x_meta, y_meta), fresh=False)
         return outputs[4], outputs[5]
 
-    def _update_phi(self, meta_gradients, finite) -> None:
-        """Keeps φ aside when its step was finite, then applies the meta-optimizer."""
-        for previous, current in zip(self._previous_phi, self._phi, strict=True):
-            previous.assign(tf.where(finite, current, previous))
-        self.meta_optimizer.apply_gradients(
-            zip(_masked(meta_gradients, finite), self._phi, strict=True)
-        )
+    def _update_phi(self, meta_gradients) -> None:
+        self.meta_optimizer.apply_gradients(zip(meta_gradients, self._phi, strict=True))
 
     # Compiled steps --------------------------------------------------------------------------
 
-    def _replica_train(self, batch, meta_batch):
-        """One online step: the base update with ``M_φ``, and the meta update of φ through it.
+    def _replica_gradients(self, batch, meta_batch):
+        """One online step's gradients: the base step's with ``M_φ`` and φ's through it.
 
-        A non-finite loss, meta-objective or gradient changes nothing and stops the loop.
+        Nothing is changed here; :meth:`_replica_apply` takes both steps, and a non-finite
+        loss, meta-objective or gradient drops them both (see :meth:`Trainer._train_step_fn`).
         """
-        variables = self.model.trainable_variables
-        theta = [tf.convert_to_tensor(v) for v in variables]
+        theta = [tf.convert_to_tensor(v) for v in self.model.trainable_variables]
         base_loss, y_pred, non_trainable, gradients, meta_loss, meta_gradients, finite = (
             self._differentiate(theta, batch, meta_batch, fresh=False)
         )
-        for variable, value in zip(self.model.non_trainable_variables, non_trainable, strict=True):
-            variable.assign(tf.where(finite, value, variable))
-        self.optimizer.apply_gradients(zip(_masked(gradients, finite), variables, strict=True))
-        self._update_phi(meta_gradients, finite)
         self._meta_totals[0].assign_add(tf.cast(meta_loss, tf.float64))
         self._meta_totals[1].assign_add(1.0)
-        return [
-            *self._batch_totals(base_loss, batch[1], y_pred),
-            tf.cast(tf.logical_not(finite), tf.float64),
-        ]
+        bad = tf.cast(tf.logical_not(finite), tf.float64)
+        return (
+            self._batch_totals(base_loss, batch[1], y_pred),
+            bad,
+            (
+                gradients,
+                non_trainable,
+                meta_gradients,
+            ),
+        )
+
+    def _replica_apply(self, updates) -> None:
+        gradients, non_trainable, meta_gradients = updates
+        for variable, value in zip(self.model.non_trainable_variables, non_trainable, strict=True):
+            variable.assign(value)
+        self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables, strict=True))
+        self._update_phi(meta_gradients)
 
     def _offline_step_fn(self, batch, meta_batch):
-        """One ML3-style step: reset θ, one inner step from a fresh optimizer, update φ."""
+        """One ML3-style step: reset θ, one inner step from a fresh optimizer, update φ.
+
+        A non-finite step leaves φ and the meta-optimizer as they were.
+        """
         self._offline_steps.assign_add(1)
         theta = [self._reset_value(v, index) for index, v in enumerate(self._initial_theta)]
         *_, meta_loss, meta_gradients, finite = self._differentiate(
             theta, batch, meta_batch, fresh=True
         )
-        self._update_phi(meta_gradients, finite)
+
+        def update():
+            self._update_phi(meta_gradients)
+            return tf.constant(True)
+
+        tf.cond(finite, update, lambda: tf.constant(False))
         return meta_loss, finite
 
     def _reset_value(self, initial, index):
@@ -267,10 +283,10 @@ class AdaLFL(Trainer):
 
     def initialize(
         self,
-        train: tf.data.Dataset,
+        train,
         steps: int,
         *,
-        meta_data: tf.data.Dataset | None = None,
+        meta_data=None,
         verbose: str | int = "auto",
     ) -> FitResult:
         """The offline phase: ``steps`` ML3-style updates of φ from reset base weights.
@@ -281,14 +297,17 @@ class AdaLFL(Trainer):
         ``meta_data``. The model itself does not change.
 
         Args:
-            train: batched ``(x, y)``, repeated as needed.
+            train: the training batches, as :meth:`Trainer.fit` takes them; epoch after epoch
+                as needed.
             steps: ``S_init`` (the paper uses 2500), a positive integer.
-            meta_data: batches for ``L_T``. Defaults to `None`: ``train``, one batch ahead.
+            meta_data: batches for ``L_T``. Defaults to `None`: the training batches one batch
+                ahead (each batch is paired with the one that follows it).
             verbose: "auto", 0 or 1 (a progress bar). Defaults to `"auto"`.
 
         Returns:
             A :class:`FitResult` with ``history["meta_loss"]`` (one value per step) and status
-            ``"completed"`` or ``"diverged"`` (φ is then restored to its last finite value).
+            ``"completed"`` or ``"diverged"`` (the non-finite step changed nothing: φ is its
+            last finite value).
         """
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise invalid_value("steps", "a positive integer", steps)
@@ -298,13 +317,12 @@ class AdaLFL(Trainer):
             self._initial_theta, self.model.trainable_variables, strict=True
         ):
             initial.assign(variable.value)
-        stream = iter(_with_meta_batches(train.repeat(), meta_data))
+        stream = _endless(_with_meta_batches(train, meta_data))
         progress = keras.utils.Progbar(steps, verbose=1) if verbose == 1 else None
         result = FitResult(history={"meta_loss": []})
         for step in range(steps):
             meta_loss, finite = self._offline_step(*next(stream))
             if not bool(finite):
-                self._restore_phi()
                 result.status = "diverged"
                 result.message = (
                     f"initialisation stopped at step {step + 1}: the learned loss or the "
@@ -322,73 +340,87 @@ class AdaLFL(Trainer):
 
     def fit(
         self,
-        train: tf.data.Dataset,
+        train,
         *,
         epochs: int | None = None,
         steps: int | None = None,
         validation: tf.data.Dataset | None = None,
         callbacks: list[keras.callbacks.Callback] | None = None,
+        checkpoint_dir: str | Path | None = None,
         verbose: str | int = "auto",
-        meta_data: tf.data.Dataset | None = None,
+        meta_data=None,
         snapshot_steps: Sequence[int] | None = None,
     ) -> OnlineResult:
         """The online phase: :meth:`Trainer.fit` with AdaLFL's step (see the class).
 
         Args:
             train, epochs, steps, validation, callbacks, verbose: as in :meth:`Trainer.fit`.
-            meta_data: batches for ``L_T``. Defaults to `None`: ``train``, one batch ahead, so
-                the meta-objective always sees a different batch than the base step.
+            checkpoint_dir: as in :meth:`Trainer.fit`; the checkpoint also holds φ, the
+                meta-optimizer's state and the snapshots, so an interrupted run continues.
+                Defaults to `None`.
+            meta_data: batches for ``L_T`` (a dataset or an epoch source, restarted every
+                epoch). Defaults to `None`: the training batches one batch ahead, so the
+                meta-objective always sees the batch the next base step will train on.
             snapshot_steps: base steps at which to keep the learned loss (0 = before the first
                 step). Defaults to `None`: step 0 and the end of every epoch.
 
         Returns:
-            An :class:`OnlineResult` (``initialization`` is left `None`; :func:`online_fit`
-            fills it).
+            An :class:`OnlineResult` (``initialization`` is left `None`; :meth:`run` fills it).
         """
-        recorder = SnapshotRecorder(self, snapshot_steps)
-        stream = _with_meta_batches(train, meta_data)
-        fit = super().fit(
-            stream,
-            epochs=epochs,
-            steps=steps,
-            validation=validation,
-            callbacks=[*(callbacks or []), recorder],
-            verbose=verbose,
-        )
+        self._recorder = SnapshotRecorder(self, snapshot_steps)
+        try:
+            fit = super().fit(
+                _with_meta_batches(train, meta_data),
+                epochs=epochs,
+                steps=steps,
+                validation=validation,
+                callbacks=[*(callbacks or []), self._recorder],
+                checkpoint_dir=checkpoint_dir,
+                verbose=verbose,
+            )
+        finally:
+            recorder, self._recorder = self._recorder, None
         result = OnlineResult(**{k: getattr(fit, k) for k in FitResult.__dataclass_fields__})
         if result.status == "diverged":
-            self._restore_phi()
             result.message = (
-                f"training stopped at step {result.steps} (epoch {result.epochs + 1}): the learned "
-                "loss, the meta-objective or a gradient became non-finite; the learned loss is its "
-                "last finite network, kept as the final snapshot"
+                f"training stopped at step {result.steps + 1} (epoch {result.epochs + 1}): the "
+                "learned loss, the meta-objective or a gradient became non-finite; that step was "
+                "not taken, and the learned loss is its last finite network, kept as the final "
+                "snapshot"
             )
-            recorder.record(result.steps - 1, result.epochs)
+            recorder.record(result.steps, result.epochs)
         result.snapshots = recorder.snapshots
         result.loss = LearnedLoss.from_config(self.loss.get_config())
         return result
 
     def run(
         self,
-        train: tf.data.Dataset,
+        train,
         *,
         init_steps: int = 0,
         epochs: int | None = None,
         steps: int | None = None,
         validation: tf.data.Dataset | None = None,
-        meta_data: tf.data.Dataset | None = None,
+        meta_data=None,
         snapshot_steps: Sequence[int] | None = None,
         callbacks: list[keras.callbacks.Callback] | None = None,
+        checkpoint_dir: str | Path | None = None,
         verbose: str | int = "auto",
     ) -> OnlineResult:
         """Both phases: :meth:`initialize` for ``init_steps`` (skipped at 0), then :meth:`fit`.
 
-        A non-finite offline phase stops before training, with status ``"diverged"``.
+        A non-finite offline phase stops before training, with status ``"diverged"``. With
+        ``checkpoint_dir``, the end of the offline phase is checkpointed too: a resumed run
+        that finds a checkpoint skips it and continues the online phase where it stopped (an
+        offline phase that was itself interrupted runs again from its start, to the same φ).
         """
         if isinstance(init_steps, bool) or not isinstance(init_steps, int) or init_steps < 0:
             raise invalid_value("init_steps", "an integer >= 0", init_steps)
         initialization = None
-        if init_steps:
+        resuming = checkpoint_dir is not None and tf.train.latest_checkpoint(checkpoint_dir)
+        if init_steps and resuming:
+            initialization = _load_initialization(Path(checkpoint_dir))
+        elif init_steps:
             initialization = self.initialize(
                 train, init_steps, meta_data=meta_data, verbose=verbose
             )
@@ -400,12 +432,19 @@ class AdaLFL(Trainer):
                     snapshots=[Snapshot(0, 0, self.loss.get_config())],
                     loss=LearnedLoss.from_config(self.loss.get_config()),
                 )
+            if checkpoint_dir is not None:
+                # The offline result first, then the checkpoint that marks the phase done.
+                _save_initialization(Path(checkpoint_dir), initialization)
+                self._epoch.assign(0)
+                self._run_steps.assign(0)
+                EpochCheckpoint(checkpoint_dir, self).save({})
         result = self.fit(
             train,
             epochs=epochs,
             steps=steps,
             validation=validation,
             callbacks=callbacks,
+            checkpoint_dir=checkpoint_dir,
             verbose=verbose,
             meta_data=meta_data,
             snapshot_steps=snapshot_steps,
@@ -413,37 +452,74 @@ class AdaLFL(Trainer):
         result.initialization = initialization
         return result
 
-    def _restore_phi(self) -> None:
-        for previous, current in zip(self._previous_phi, self._phi, strict=True):
-            current.assign(previous)
+    # Checkpoints: φ, the meta-optimizer and the snapshots join the Trainer's ------------------
+
+    def _checkpoint_objects(self) -> dict:
+        return {"loss_network": list(self._phi), "meta_optimizer": self.meta_optimizer}
+
+    def _checkpoint_state(self) -> dict:
+        recorder = self._recorder
+        return {} if recorder is None else {"snapshots": [s.to_dict() for s in recorder.snapshots]}
+
+    def _restore_state(self, state: dict) -> None:
+        if self._recorder is not None and "snapshots" in state:
+            self._recorder.resume([Snapshot(**s) for s in state["snapshots"]])
 
 
-def _with_meta_batches(train: tf.data.Dataset, meta_data: tf.data.Dataset | None):
-    """``((x, y), (x', y'))`` pairs: every training batch with a batch for the meta-objective.
+_INITIALIZATION_FILE = "initialization.json"
 
-    Without ``meta_data`` the meta batches are the training stream itself, one batch ahead.
+
+def _save_initialization(directory: Path, initialization: FitResult) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    partial = directory / (_INITIALIZATION_FILE + ".partial")
+    partial.write_text(json.dumps(initialization.to_dict()))
+    partial.replace(directory / _INITIALIZATION_FILE)
+
+
+def _load_initialization(directory: Path) -> FitResult | None:
+    path = directory / _INITIALIZATION_FILE
+    return FitResult(**json.loads(path.read_text())) if path.exists() else None
+
+
+def _with_meta_batches(train, meta_data):
+    """An epoch source of ``((x, y), (x', y'))``: each training batch and a meta batch.
+
+    Without ``meta_data`` the meta batch is the training batch that comes next (the first of
+    the next epoch after the last); with it, ``meta_data``'s batches, restarted every epoch.
     """
-    meta = train.repeat().skip(1) if meta_data is None else meta_data.repeat()
-    return tf.data.Dataset.zip(train, meta)
+    source = source_of(train)
+    if meta_data is None:
+        meta = one_batch_ahead(source)
+    else:
+        meta_source = source_of(meta_data, "meta_data")
+
+        def meta(epoch):
+            return meta_source(epoch).repeat()
+
+    return lambda epoch: tf.data.Dataset.zip(source(epoch), meta(epoch))
+
+
+def _endless(source):
+    """The batches of ``source``'s epochs 0, 1, 2, ... one after another."""
+    epoch = 0
+    while True:
+        yield from source(epoch)
+        epoch += 1
 
 
 def _all_finite(tensors) -> tf.Tensor:
     return tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in tensors])
 
 
-def _masked(gradients, finite):
-    return [tf.where(finite, g, tf.zeros_like(g)) for g in gradients]
-
-
 def online_fit(
     model: keras.Model,
-    train: tf.data.Dataset,
+    train,
     *,
     epochs: int | None = None,
     steps: int | None = None,
     init_steps: int = 0,
     validation: tf.data.Dataset | None = None,
-    meta_data: tf.data.Dataset | None = None,
+    meta_data=None,
     loss: LearnedLoss | None = None,
     optimizer="adam",
     meta_optimizer=None,
@@ -453,11 +529,13 @@ def online_fit(
     callbacks: list[keras.callbacks.Callback] | None = None,
     seed: int | None = None,
     jit_compile: bool | None = None,
+    checkpoint_dir: str | Path | None = None,
     verbose: str | int = "auto",
 ) -> OnlineResult:
     """AdaLFL end to end: ``init_steps`` offline steps, then online training.
 
-    See :class:`AdaLFL` for the arguments it shares; ``init_steps=0`` skips the offline phase
+    See :class:`AdaLFL` for the arguments it shares and :meth:`AdaLFL.run` for
+    ``checkpoint_dir`` (resume an interrupted run); ``init_steps=0`` skips the offline phase
     (the paper uses 2500). A non-finite offline phase stops before training, with status
     ``"diverged"``.
 
@@ -494,5 +572,6 @@ def online_fit(
         meta_data=meta_data,
         snapshot_steps=snapshot_steps,
         callbacks=callbacks,
+        checkpoint_dir=checkpoint_dir,
         verbose=verbose,
     )

@@ -171,6 +171,27 @@ def test_offline_phase_moves_the_loss_network_and_lowers_the_meta_objective():
         np.testing.assert_array_equal(got, want)
 
 
+def test_a_non_finite_offline_step_changes_nothing():
+    # Batch 3 holds a NaN: offline step 3 uses it as its meta batch (the batch after batch 2).
+    x, y = blobs(n=80)
+    x[50] = np.nan
+
+    def offline(data, steps):
+        loss = LearnedLoss(seed=2, from_logits=True)
+        adalfl = AdaLFL(mlp(seed=1), loss, "sgd", meta_optimizer=keras.optimizers.Adam(0.05))
+        result = adalfl.initialize(data, steps=steps, verbose=0)
+        state = [v.numpy() for v in [*loss.trainable_variables, *adalfl.meta_optimizer.variables]]
+        return result, state
+
+    result, state = offline(dataset(x, y), steps=6)
+    assert result.status == "diverged" and result.steps == 2 and "step 3" in result.message
+    # The reference: the first two steps alone. (With an Adam meta-optimizer, a zero gradient
+    # applied at step 3 would still move φ and count an iteration.)
+    _, reference = offline(dataset(x, y), steps=2)
+    for got, want in zip(state, reference, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_shuffle_resets_draw_permutations_of_the_initial_weights():
     model = mlp(seed=1)
     adalfl = AdaLFL(model, LearnedLoss(seed=0, from_logits=True), seed=4)
@@ -207,19 +228,41 @@ def test_online_fit_runs_both_phases_and_keeps_snapshots():
     assert result.to_dict()["loss"]["hidden_units"] == [40, 40]
 
 
-def test_non_finite_learned_loss_stops_and_keeps_the_last_finite_network():
+def test_non_finite_learned_loss_stops_and_the_bad_step_changes_nothing():
     x, y = blobs(n=64)
     model = mlp(seed=1)
     loss = LearnedLoss(seed=2, from_logits=True)
     start = loss.get_weights()
-    # A meta step this large sends the loss network to infinity after the first update.
-    adalfl = AdaLFL(model, loss, "sgd", meta_optimizer=keras.optimizers.SGD(1e35))
-    result = adalfl.fit(dataset(x, y), epochs=3, verbose=0)
+    # A meta step this large sends the loss network towards infinity with the first update;
+    # the second step is then non-finite.
+    adalfl = AdaLFL(
+        model, loss, keras.optimizers.Adam(0.01), meta_optimizer=keras.optimizers.SGD(1e35)
+    )
+    after_first = []
+
+    class AfterFirstStep(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if not after_first:
+                after_first.append(
+                    [v.numpy().copy() for v in [*loss.trainable_variables, *model.variables]]
+                    + [v.numpy().copy() for v in adalfl.optimizer.variables]
+                    + [v.numpy().copy() for v in adalfl.meta_optimizer.variables]
+                )
+
+    result = adalfl.fit(dataset(x, y), epochs=3, callbacks=[AfterFirstStep()], verbose=0)
     assert result.status == "diverged" and "non-finite" in result.message
-    assert result.steps == 2
+    assert result.steps == 1 and int(adalfl.optimizer.iterations.numpy()) == 1
+    now = (
+        [v.numpy() for v in [*loss.trainable_variables, *model.variables]]
+        + [v.numpy() for v in adalfl.optimizer.variables]
+        + [v.numpy() for v in adalfl.meta_optimizer.variables]
+    )
+    for got, want in zip(now, after_first[0], strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert any(not np.array_equal(a, b) for a, b in zip(loss.get_weights(), start, strict=True))
     final = result.snapshots[-1]
     assert final.step == 1
-    for got, want in zip(result.loss.get_weights(), start, strict=True):
+    for got, want in zip(result.loss.get_weights(), loss.get_weights(), strict=True):
         np.testing.assert_array_equal(got, want)
     assert all(np.isfinite(w).all() for w in model.get_weights())
 
