@@ -25,8 +25,8 @@ Writes ``settings.json``, ``results.json`` and ``results.md`` (one section per t
 (the learned loss of the seed-0 AdaLFL run at up to 6 points of training), and one run directory
 per task, arm and seed (``<task>/adalfl/seed<k>`` with ``learned_loss.json``,
 ``snapshots.json`` and the model; ``<task>/cross_entropy/seed<k>``). Rerun the same command to
-resume: finished runs are not repeated (an interrupted AdaLFL run starts over; an interrupted
-cross-entropy run continues from its checkpoints).
+resume: finished runs are not repeated, and an interrupted run (AdaLFL or cross-entropy)
+continues from its checkpoints to the result it would have had.
 
 References:
     Raymond, Chen, Xue & Zhang, *Online Loss Function Learning*, arXiv 2301.13247 (TMLR 2025 as
@@ -43,7 +43,8 @@ from pathlib import Path
 
 import click
 
-from metaloss.cli._common import data_split_options, optimizer_options, quiet_tensorflow
+from metaloss._quiet import quiet_tensorflow
+from metaloss.cli._common import data_split_options, optimizer_options
 from metaloss.cli.recipe_tools import (
     apply_smoke,
     command_line,
@@ -194,6 +195,7 @@ def main(**_):
                 online_experiment,
                 dataset,
                 model,
+                resume=True,
                 init_steps=p["init_steps"],
                 meta_learning_rate=p["meta_lr"],
                 **common,

@@ -67,6 +67,11 @@ BASELINE_DIRECTORY = "cross_entropy"
     help="Also train with cross-entropy under the same budget, seed and initial weights.",
 )
 @click.option("--jit/--no-jit", default=None, help="XLA-compile the steps.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted run in --output (AdaLFL and the cross-entropy baseline).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace the results already in --output.")
 def online(
     dataset,
@@ -86,6 +91,7 @@ def online(
     data_dir,
     baseline,
     jit,
+    resume,
     overwrite,
 ):
     """Learn a loss online with AdaLFL, next to cross-entropy; write the learned loss and figures.
@@ -96,9 +102,11 @@ def online(
 
     Example: metaloss online --dataset mnist1d --model mlp --epochs 10 --init-steps 250
     """
+    if resume and overwrite:
+        raise click.UsageError("--resume and --overwrite exclude each other.")
     if output is None:
         output = Path("runs") / f"{dataset}-{model.split(':')[0]}-adalfl-s{seed}"
-    if (output / "results.json").exists() and not overwrite:
+    if (output / "results.json").exists() and not (resume or overwrite):
         raise click.UsageError(
             f"{output} already holds a finished run; pass --overwrite to replace it, or "
             "choose another --output.",
@@ -132,13 +140,19 @@ def online(
             init_steps=init_steps,
             meta_learning_rate=meta_lr,
             output=output,
+            resume=resume,
             **common,
         )
         runs = {"adalfl": adalfl.experiment}
         if baseline:
             click.echo(f"Cross-entropy on {dataset} / {model}: {epochs} epochs", err=True)
             runs["cross_entropy"] = train_experiment(
-                dataset, model, "cross_entropy", output=output / BASELINE_DIRECTORY, **common
+                dataset,
+                model,
+                "cross_entropy",
+                output=output / BASELINE_DIRECTORY,
+                resume=resume,
+                **common,
             )
     except (ValueError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from None

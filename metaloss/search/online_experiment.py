@@ -51,6 +51,7 @@ def online_experiment(
     subset_fraction: float = 1.0,
     data_dir: str | None = None,
     jit_compile: bool | None = None,
+    resume: bool = False,
     verbose: str | int = "auto",
 ) -> OnlineExperiment:
     """Trains ``model`` on ``dataset`` with AdaLFL and evaluates it on the test split.
@@ -75,6 +76,10 @@ def online_experiment(
             better one step ahead) until training degrades.
         init_steps: steps of the offline initialisation, 0 to skip it. Defaults to `250`.
         meta_learning_rate: Adam's rate for the loss network. Defaults to `1e-3` (the paper's).
+        resume: keep checkpoints under ``output/checkpoints`` (the base model and optimizer,
+            φ, the meta-optimizer, the snapshots and the offline phase's result) and continue
+            from them if present: the resumed run ends where the uninterrupted one would.
+            Defaults to `False`.
 
     Returns:
         An :class:`OnlineExperiment`.
@@ -100,11 +105,13 @@ def online_experiment(
         seed=seed,
         jit_compile=jit_compile,
     )
+    checkpoints = Path(output) / "checkpoints" if (output is not None and resume) else None
     run = adalfl.run(
-        data.train,
+        data.train_epoch,
         init_steps=init_steps,
         epochs=epochs,
         validation=data.validation,
+        checkpoint_dir=checkpoints,
         verbose=verbose,
     )
     test = adalfl.evaluate(data.test)

@@ -81,3 +81,21 @@ def test_online_refuses_to_overwrite_and_checks_options(tmp_path):
     result = invoke("online", "--dataset", "spiral", "--init-steps", -1, "--output", tmp_path / "x")
     assert result.exit_code == 2 and "--init-steps" in result.output
     assert not (tmp_path / "x").exists()
+    result = invoke("online", "--resume", "--overwrite", "--output", tmp_path / "y")
+    assert result.exit_code == 2 and "--resume and --overwrite" in result.output
+
+
+def test_online_resume_keeps_checkpoints_and_continues_a_finished_run_unchanged(tmp_path):
+    out = tmp_path / "o"
+    common = ["online", "--dataset", "spiral", "--model", "mlp:hidden=[8]", "--epochs", 2]
+    first = invoke(*common, "--init-steps", 3, "--resume", "--no-baseline", "--output", out)
+    assert first.exit_code == 0, first.output
+    assert (out / "checkpoints" / "initialization.json").is_file()
+    assert (out / "checkpoints" / "state-2.json").is_file()
+    before = json.loads((out / "results.json").read_text())
+    # Everything is in the checkpoints: neither phase trains again, the record is the same.
+    again = invoke(*common, "--init-steps", 3, "--resume", "--no-baseline", "--output", out)
+    assert again.exit_code == 0, again.output
+    after = json.loads((out / "results.json").read_text())
+    assert after["test_accuracy"] == before["test_accuracy"]
+    assert after["history"] == before["history"]

@@ -203,3 +203,28 @@ def test_bad_model_and_optimizer_are_value_errors():
         Trainer("mlp", "cross_entropy", "sgd")
     with pytest.raises(ValueError, match="argument `optimizer`"):
         Trainer(mlp(), "cross_entropy", "rmsprop-ish")
+
+
+def test_a_probability_loss_fed_logits_warns_once_with_the_fix():
+    x, y = blobs(n=64)
+    with pytest.warns(UserWarning, match="from_logits=True") as caught:
+        Trainer(mlp(), Baikal(), "sgd").fit(dataset(x, y), epochs=2, verbose=0)
+    assert len([w for w in caught if "from_logits" in str(w.message)]) == 1  # first batch only
+
+
+@pytest.mark.parametrize(
+    ("loss", "softmax"),
+    [
+        (Baikal(from_logits=True), False),
+        (Baikal(), True),
+        (keras.losses.CategoricalCrossentropy(), True),
+        (keras.losses.MeanSquaredError(), False),  # no from_logits: nothing to say
+    ],
+)
+def test_no_warning_when_the_outputs_fit_the_loss(loss, softmax, recwarn):
+    x, y = blobs(n=32)
+    model = mlp()
+    if softmax:
+        model = keras.Sequential([model, keras.layers.Softmax()])
+    Trainer(model, loss, "sgd").fit(dataset(x, y), epochs=1, verbose=0)
+    assert not [w for w in recwarn if "from_logits" in str(w.message)]
