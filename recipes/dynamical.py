@@ -70,6 +70,7 @@ from pathlib import Path
 
 import click
 
+from metaloss._quiet import quiet_tensorflow
 from metaloss.cli.recipe_tools import (
     apply_smoke,
     command_line,
@@ -141,6 +142,7 @@ def int_list(ctx, param, value):
 
 def check_schedule(ctx, param, value):
     """Click callback: a name of :data:`metaloss.training.PAPER_SCHEDULES` (imported lazily)."""
+    quiet_tensorflow()  # callbacks run before the recipe: this is the first TensorFlow import
     from metaloss.training.schedules import PAPER_SCHEDULES
 
     if value not in PAPER_SCHEDULES:

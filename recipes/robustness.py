@@ -53,7 +53,8 @@ from pathlib import Path
 
 import click
 
-from metaloss.cli._common import LossSpec, ModelSpec, dataset_option, quiet_tensorflow
+from metaloss._quiet import quiet_tensorflow
+from metaloss.cli._common import LossSpec, ModelSpec, dataset_option
 from metaloss.cli.recipe_tools import (
     apply_smoke,
     command_line,

@@ -43,7 +43,7 @@ import time
 import click
 import numpy as np
 
-from metaloss.cli._common import quiet_tensorflow
+from metaloss._quiet import quiet_tensorflow
 
 HVP_TARGET = 4.0  # matvec time / gradient time, at most
 LANCZOS_TARGET = 1 / 3  # Lanczos products / power-iteration products, at most

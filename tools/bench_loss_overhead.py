@@ -34,14 +34,19 @@ import sys
 import time
 
 import click
-import keras
-import tensorflow as tf
 
-import metaloss
-import metaloss.data
-import metaloss.losses
-import metaloss.models
-from metaloss.training.trainer import Trainer
+from metaloss._quiet import quiet_tensorflow
+
+quiet_tensorflow()  # before the imports below load TensorFlow: its start-up lines stay hidden
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import metaloss  # noqa: E402
+import metaloss.data  # noqa: E402
+import metaloss.losses  # noqa: E402
+import metaloss.models  # noqa: E402
+from metaloss.training.trainer import Trainer  # noqa: E402
 
 WARMUP = 10  # untimed calls of each compiled step (tracing and first runs)
 STEPS_PER_ROUND = 20

@@ -27,17 +27,21 @@ import shlex
 import sys
 
 import click
-import keras
-import tensorflow as tf
-from bench_loss_overhead import _interleaved, _paired_ratio, _print_table, _rows, _timed
 
-import metaloss
-import metaloss.data
-import metaloss.models
-from metaloss.cli._common import quiet_tensorflow
-from metaloss.losses import LearnedLoss
-from metaloss.search.online import AdaLFL
-from metaloss.training import Trainer
+from metaloss._quiet import quiet_tensorflow
+
+quiet_tensorflow()  # before the imports below load TensorFlow: its start-up lines stay hidden
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from bench_loss_overhead import _interleaved, _paired_ratio, _print_table, _rows, _timed  # noqa: E402
+
+import metaloss  # noqa: E402
+import metaloss.data  # noqa: E402
+import metaloss.models  # noqa: E402
+from metaloss.losses import LearnedLoss  # noqa: E402
+from metaloss.search.online import AdaLFL  # noqa: E402
+from metaloss.training import Trainer  # noqa: E402
 
 WARMUP = 5
 STEPS_PER_ROUND = 20
@@ -114,7 +118,6 @@ def bench_model(data, model_name: str, repeats: int, steps: int, jit: bool | Non
 @click.option("--quick", is_flag=True, help="2 repeats of short blocks: a smoke check.")
 def main(repeats, models, dataset, batch_size, steps, jit_compile, quick):
     """Times AdaLFL's online step against a plain training step."""
-    quiet_tensorflow()
     if quick:
         repeats, steps = min(repeats, 2), STEPS_PER_ROUND
     jit = True if jit_compile else None

@@ -23,17 +23,21 @@ import sys
 import time
 
 import click
-import keras
-import numpy as np
-import tensorflow as tf
-from bench_loss_overhead import _interleaved, _timed
 
-import metaloss
-from metaloss.cli._common import quiet_tensorflow
-from metaloss.losses import TaylorGLO
-from metaloss.search import SearchTask, evaluate_candidates
-from metaloss.training import PopulationTrainer, Trainer
-from metaloss.training.experiment import build_model
+from metaloss._quiet import quiet_tensorflow
+
+quiet_tensorflow()  # before the imports below load TensorFlow: its start-up lines stay hidden
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from bench_loss_overhead import _interleaved, _timed  # noqa: E402
+
+import metaloss  # noqa: E402
+from metaloss.losses import TaylorGLO  # noqa: E402
+from metaloss.search import SearchTask, evaluate_candidates  # noqa: E402
+from metaloss.training import PopulationTrainer, Trainer  # noqa: E402
+from metaloss.training.experiment import build_model  # noqa: E402
 
 TARGET = 4.0  # K = 8 together must be at least this many times faster
 # Candidates around the MSE-like point θ3 = -2, θ5 = 2 (spread as a CMA-ES generation's).
@@ -132,7 +136,6 @@ def bench_configuration(task: SearchTask, k: int, repeats: int) -> dict:
 @click.option("--quick", is_flag=True, help="1 repeat of 2 epochs, K = 3: a smoke check.")
 def main(repeats, k, tasks, epochs, subset_fraction, jit_modes, steps, tables, quick):
     """Times K candidates trained together against one after another."""
-    quiet_tensorflow()
     if quick:
         repeats, epochs, k, steps = 1, 2, 3, 5
     print("command: python " + shlex.join(sys.argv))

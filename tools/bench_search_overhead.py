@@ -33,9 +33,12 @@ from pathlib import Path
 import click
 import numpy as np
 
-from metaloss.analysis.decomposition import taylorglo_invariant
-from metaloss.cli._common import quiet_tensorflow
-from metaloss.cli.demo import DEMO_BUDGET_EPOCHS, DEMO_POPULATION, DEMO_SUBSET_FRACTION
+from metaloss._quiet import quiet_tensorflow
+
+quiet_tensorflow()  # before the imports below load TensorFlow: its start-up lines stay hidden
+
+from metaloss.analysis.decomposition import taylorglo_invariant  # noqa: E402
+from metaloss.cli.demo import DEMO_BUDGET_EPOCHS, DEMO_POPULATION, DEMO_SUBSET_FRACTION  # noqa: E402
 
 TARGET_SHARE = 0.05
 
@@ -83,7 +86,6 @@ def _invariant_rejection_share(samples: int, sigma0: float, num_classes: int) ->
 @click.option("--repeats", type=int, default=3, show_default=True)
 @click.option("--quick", is_flag=True, help="1 generation of 4, 1 epoch, 1 repeat.")
 def main(dataset, model, generations, population, budget_epochs, subset_fraction, repeats, quick):
-    quiet_tensorflow()
     import keras
     import tensorflow as tf
 

@@ -386,7 +386,7 @@ def _training_time(results: dict, directory: Path) -> str:
 @click.option("--verbose", type=click.IntRange(0, 2), default=0)
 def main(output, results_path, claims, quick, verbose):
     """Runs the small-scale version of each claim and writes RESULTS.md."""
-    from metaloss.cli._common import quiet_tensorflow
+    from metaloss._quiet import quiet_tensorflow
 
     quiet_tensorflow()
     known = {c.key: c for c in CLAIMS}

@@ -1,51 +1,17 @@
-"""Shared pieces of the command line: option types, TensorFlow start-up, tables.
+"""Shared pieces of the command line: option types and tables.
 
-Nothing here imports TensorFlow at module level, so ``metaloss --help`` stays fast.
+Nothing here imports TensorFlow at module level, so ``metaloss --help`` stays fast; commands
+import it through :func:`metaloss._quiet.quiet_tensorflow`, which hides its start-up lines.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-import tempfile
 from collections.abc import Sequence
 
 import click
 
+from metaloss._quiet import quiet_tensorflow
 from metaloss.data.catalog import DATASETS
-
-
-def quiet_tensorflow() -> None:
-    """Imports TensorFlow without its C++ start-up chatter (oneDNN, CUDA probing lines).
-
-    TensorFlow 2.21 writes those lines straight to file descriptor 2 before its logging is set
-    up, whatever ``TF_CPP_MIN_LOG_LEVEL`` says; so the import and device start-up run with that
-    descriptor pointed at a temporary file, which is replayed if the import fails. A user who
-    set ``TF_CPP_MIN_LOG_LEVEL`` gets TensorFlow's own behaviour.
-    """
-    if "tensorflow" in sys.modules or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        return
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import tensorflow as tf
-
-            tf.config.list_logical_devices()  # device start-up logs here, still captured
-            # A search builds one Trainer per candidate; TensorFlow's retracing warning would
-            # fire for each, though every trace is needed.
-            tf.get_logger().setLevel("ERROR")
-        except BaseException:
-            os.dup2(saved, 2)
-            captured.seek(0)
-            sys.stderr.write(captured.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 class LossSpec(click.ParamType):

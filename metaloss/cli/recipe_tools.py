@@ -18,7 +18,8 @@ from pathlib import Path
 
 import click
 
-from metaloss.cli._common import format_table, quiet_tensorflow
+from metaloss._quiet import quiet_tensorflow
+from metaloss.cli._common import format_table
 
 __all__ = [
     "apply_smoke",
