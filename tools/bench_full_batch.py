@@ -20,16 +20,21 @@ import shlex
 import sys
 
 import click
-import keras
-import tensorflow as tf
-from bench_loss_overhead import _interleaved, _print_table, _rows, _timed
 
-import metaloss
-from metaloss import data as data_module
-from metaloss import losses
-from metaloss.cli._common import quiet_tensorflow
-from metaloss.training import Trainer
-from metaloss.training.experiment import build_model
+from metaloss._quiet import quiet_tensorflow
+
+quiet_tensorflow()  # before the imports below load TensorFlow: its start-up lines stay hidden
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from bench_loss_overhead import _interleaved, _print_table, _rows, _timed  # noqa: E402
+
+import metaloss  # noqa: E402
+from metaloss import data as data_module  # noqa: E402
+from metaloss import losses  # noqa: E402
+from metaloss.data import epochs  # noqa: E402
+from metaloss.training import Trainer  # noqa: E402
+from metaloss.training.experiment import build_model  # noqa: E402
 
 TARGET = 1.0  # epochs of many steps must not be slower
 
@@ -55,7 +60,6 @@ def _trainer(data, width: int) -> Trainer:
 @click.option("--quick", is_flag=True, help="2 repeats of 50 steps: a smoke check.")
 def main(repeats, steps, width, grouped, quick):
     """Times full-batch Trainer.fit with one step per epoch against k steps per epoch."""
-    quiet_tensorflow()
     if quick:
         repeats, steps = 2, 50
     print("command: python " + shlex.join(sys.argv))
@@ -70,7 +74,7 @@ def main(repeats, steps, width, grouped, quick):
     )
     variants = {"1 step per epoch": data.train}
     for k in (int(v) for v in grouped.split(",")):
-        variants[f"{k} steps per epoch"] = data.train.repeat().take(k)
+        variants[f"{k} steps per epoch"] = epochs.steps_per_epoch(data.train_epoch, k)
     trainers = {name: _trainer(data, width) for name in variants}
     for name, trainer in trainers.items():
         trainer.fit(variants[name], steps=min(steps, 20), verbose=0)  # trace and warm up

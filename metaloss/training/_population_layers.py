@@ -9,12 +9,17 @@ that keeps the replicas independent:
   the replicas (the replicas' channels side by side), or, under XLA, which compiles grouped
   convolutions poorly on CPU (30x slower than separate ones), the windows of the input cut out
   by strided slices and multiplied with each replica's kernel in one batched matmul.
-- layers without trainable weights (activations, pooling, flatten, reshape, normalization with
-  fixed statistics, merges): the replica axis folded into the batch axis, ``(K·B, ...)``.
+- layers without variables (activations, pooling, flatten, reshape, merges) and
+  ``Normalization``, whose statistics are fixed: the replica axis folded into the batch axis,
+  ``(K·B, ...)``.
 - ``Dropout``: one mask per batch for all replicas, the mask each replica would draw alone from
-  the same seed (other random layers, folded, draw one per replica).
-- any other layer with weights (batch normalization, ...): K calls of the layer's
-  ``stateless_call``, each with its replica's weights and its own non-trainable state.
+  the same seed.
+- any other layer with variables, trainable or not (batch normalization, also without centre
+  and scale; other random layers, whose seed state is a variable; custom layers keeping state
+  with ``add_weight``): K calls of the layer's ``stateless_call``, each with its replica's
+  weights and its own copy of the non-trainable state, so that no statistic, moving average or
+  random draw is shared. A layer holding TensorFlow variables that Keras does not track cannot be
+  copied per replica and is refused.
 
 Replica ``k``'s outputs depend only on slice ``k`` of the weights, so gradients do not mix and a
 non-finite replica cannot disturb the others.
@@ -33,6 +38,8 @@ from metaloss.losses._base import invalid_value
 __all__ = ["PopulationGraph"]
 
 _CONVOLUTIONS = (keras.layers.Conv1D, keras.layers.Conv2D)
+# Layers whose non-trainable variables their call only reads: folding them shares nothing.
+_FIXED_STATE = (keras.layers.Normalization,)
 
 
 def _functional(model: keras.Model):
@@ -57,6 +64,17 @@ def _unfold(tensor, size: int):
     """``(K·B, ...)`` -> ``(K, B, ...)``."""
     shape = tf.shape(tensor)
     return tf.reshape(tensor, tf.concat([[size, -1], shape[1:]], axis=0))
+
+
+def _untracked_variables(layer) -> list[str]:
+    """Attributes of ``layer`` holding TensorFlow variables that are not Keras variables."""
+    names = []
+    for name, value in vars(layer).items():
+        if isinstance(value, dict):
+            value = list(value.values())
+        if any(isinstance(v, tf.Variable) for v in (value if isinstance(value, list) else [value])):
+            names.append(name)
+    return names
 
 
 def _map_tensors(fn, structure):
@@ -100,6 +118,16 @@ class PopulationGraph:
         # Per-replica copies of the state of layers that run unrolled (e.g. batch statistics).
         self._replica_state = {}
         for layer in self._layers():
+            untracked = _untracked_variables(layer)
+            if untracked:
+                raise invalid_value(
+                    "model",
+                    "layers that keep their state in Keras variables (``add_weight``), which "
+                    "each replica gets a copy of",
+                    f"layer {layer.name!r} ({type(layer).__name__}) holding TensorFlow variables "
+                    f"Keras does not track ({', '.join(untracked)}), which the replicas would "
+                    "share",
+                )
             if self._runs_unrolled(layer):
                 self._replica_state[id(layer)] = [
                     [tf.Variable(v.value, trainable=False) for v in layer.non_trainable_variables]
@@ -109,8 +137,28 @@ class PopulationGraph:
     def _layers(self):
         return [op for op in self._graph.operations if isinstance(op, keras.layers.Layer)]
 
+    def replica_state(self, index: int) -> list:
+        """Replica ``index``'s own copies of the non-trainable variables of the layers that run
+        unrolled (moving statistics, seed states...)."""
+        return [v for states in self._replica_state.values() for v in states[index]]
+
+    def start_epoch(self, seeds, epoch: int) -> None:
+        """Sets the model's seed generators, and every replica's copies of them, to their state
+        for ``epoch`` (``seeds``: the ``EpochSeeds`` of the template, as the Trainer keeps)."""
+        seeds.start_epoch(epoch)
+        generators = {id(g.state): g.state for g in seeds.generators}
+        for layer in self._layers():
+            for states in self._replica_state.get(id(layer), []):
+                for template, state in zip(layer.non_trainable_variables, states, strict=True):
+                    if id(template) in generators:
+                        state.assign(template.value)
+
     def _runs_unrolled(self, layer) -> bool:
-        if not layer.trainable_variables:
+        """Whether ``layer`` runs once per replica: it holds variables (weights, statistics or
+        seed state) and no batched path does the same."""
+        if not layer.variables or type(layer) is keras.layers.Dropout:
+            return False
+        if type(layer) in _FIXED_STATE:
             return False
         return not (self._is_plain_dense(layer) or self._is_plain_convolution(layer))
 
@@ -118,6 +166,7 @@ class PopulationGraph:
     def _is_plain_dense(layer) -> bool:
         return (
             type(layer) is keras.layers.Dense
+            and not layer.non_trainable_variables  # a frozen layer has no stacked weights
             and layer.quantization_mode is None
             and getattr(layer, "lora_rank", None) is None
         )
@@ -126,6 +175,7 @@ class PopulationGraph:
     def _is_plain_convolution(layer) -> bool:
         return (
             type(layer) in _CONVOLUTIONS
+            and not layer.non_trainable_variables
             and layer.data_format == "channels_last"
             and layer.groups == 1
             and layer.padding in ("valid", "same")
@@ -281,8 +331,7 @@ class PopulationGraph:
                 *replica_args,
                 **replica_kwargs,
             )
-            if training:
-                for variable, value in zip(state, new_state, strict=True):
-                    variable.assign(value)
+            for variable, value in zip(state, new_state, strict=True):
+                variable.assign(value)  # as the layer left it (unchanged when not training)
             outputs.append(out)
         return tf.nest.map_structure(lambda *o: tf.stack(o), *outputs)

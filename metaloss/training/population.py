@@ -29,11 +29,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from metaloss.data.epochs import source_of
 from metaloss.losses import TaylorGLO, loss_step_variable
 from metaloss.losses import get as get_loss
 from metaloss.losses._base import invalid_value, one_hot_labels
 from metaloss.losses.taylor_glo import taylor_glo
+from metaloss.training._output_check import warn_if_not_probabilities
 from metaloss.training._population_layers import PopulationGraph
+from metaloss.training._randomness import EpochSeeds
 from metaloss.training.schedules import make_optimizer
 from metaloss.training.trainer import (
     FitResult,
@@ -146,6 +149,8 @@ class PopulationTrainer:
             initial_weights,
             convolutions="patches" if jit_compile else "grouped",
         )
+        # Random layers restart every epoch from a state of (seed, epoch), as in the Trainer.
+        self._seeds = EpochSeeds(model)
         self.optimizer = _check_optimizer(optimizer)
         self.optimizer.build(self.population.trainable)
         # Step-aware (dynamical) losses read the step from their clock, as in the Trainer.
@@ -202,6 +207,8 @@ class PopulationTrainer:
         for clock in self._clocks:
             clock.assign(tf.cast(self.optimizer.iterations, clock.dtype))
         active = self._active.value()
+        state = [self.population.replica_state(k) for k in range(self.size)]
+        before = [[tf.identity(v) for v in replica] for replica in state]
         with tf.GradientTape() as tape:
             logits = self.population(x, training=True)
             losses = self._replica_losses(y, logits)
@@ -224,20 +231,25 @@ class PopulationTrainer:
 
         def apply_masked():
             masked = [(tf.where(per_replica(update, g), g, tf.zeros_like(g)), v) for g, v in pairs]
-            before = [tf.identity(v) for v in variables]
+            weights = [tf.identity(v) for v in variables]
             self.optimizer.apply_gradients(masked)
-            # Frozen replicas keep their weights (momentum would otherwise move them).
-            for variable, old in zip(variables, before, strict=True):
+            # Frozen replicas keep their weights (momentum would otherwise move them) and the
+            # state their forward pass changed (moving statistics, seed states).
+            for variable, old in zip(variables, weights, strict=True):
                 variable.assign(tf.where(per_replica(update, old), variable, old))
+            for k, (replica, old_state) in enumerate(zip(state, before, strict=True)):
+                for variable, old in zip(replica, old_state, strict=True):
+                    variable.assign(tf.where(update[k], variable, old))
             return tf.constant(False)
 
         # The common case, every replica training and finite, skips the masking.
         tf.cond(tf.reduce_all(update), apply_all, apply_masked)
-        self._replica_steps.assign_add(tf.cast(active, tf.int64))
+        # As in the Trainer, a non-finite step is not taken: it is the step after the last one.
         newly_diverged = active & tf.logical_not(finite)
         self._diverged_at.assign(
-            tf.where(newly_diverged, self._replica_steps.value(), self._diverged_at.value())
+            tf.where(newly_diverged, self._replica_steps.value() + 1, self._diverged_at.value())
         )
+        self._replica_steps.assign_add(tf.cast(update, tf.int64))
         self._active.assign(update)
         self._accumulate(losses, y, logits, update)
 
@@ -269,7 +281,7 @@ class PopulationTrainer:
 
     def fit(
         self,
-        train: tf.data.Dataset,
+        train,
         *,
         epochs: int | None = None,
         steps: int | None = None,
@@ -280,7 +292,8 @@ class PopulationTrainer:
         """Trains every replica for ``epochs`` passes and/or ``steps`` steps, or until it stops.
 
         Args:
-            train: a batched ``tf.data.Dataset`` of ``(x, y)``, shared by all replicas.
+            train: the training batches of ``(x, y)``, shared by all replicas, as
+                :meth:`Trainer.fit` takes them (a dataset, or a callable of the epoch).
             epochs: number of epochs. Defaults to `None` (as many as ``steps`` needs).
             steps: optimizer steps. Defaults to `None`.
             validation: evaluated for every replica at the end of every epoch.
@@ -314,15 +327,19 @@ class PopulationTrainer:
         self._active.assign(tf.ones([self.size], tf.bool))
         self._diverged_at.assign(tf.fill([self.size], tf.constant(-1, tf.int64)))
         self._replica_steps.assign(tf.zeros([self.size], tf.int64))
-        self._trace(self._train_step, train)
+        source = source_of(train)
+        self._trace(self._train_step, source(0))
         self._trace(self._eval_step, validation)
         run_steps, epoch = 0, 0
         while not _budget_spent(epoch, epochs, run_steps, steps) and self._active.numpy().any():
             running = self._active.numpy().copy()
             for k in np.flatnonzero(running):
                 callback_lists[k].on_epoch_begin(epoch)
+            self.population.start_epoch(self._seeds, epoch)
             self._reset_totals()
-            for x, y in train:
+            for x, y in source(epoch):
+                if run_steps == 0:
+                    self._check_outputs(x)
                 if steps is not None and run_steps >= steps:
                     break
                 self._train_step(x, y)
@@ -336,8 +353,8 @@ class PopulationTrainer:
                     results[k].status = "diverged"
                     results[k].message = (
                         f"training stopped at step {diverged_at[k]} (epoch {epoch}): the loss "
-                        "or its gradient became non-finite; weights are those of the last "
-                        "finite step"
+                        "or its gradient became non-finite; that step was not taken, and the "
+                        "weights are those of the last finite step"
                     )
                     results[k].epochs = epoch - 1
                     continue
@@ -368,6 +385,12 @@ class PopulationTrainer:
             if result.status == "completed":
                 result.message = f"completed {result.epochs} epochs, {result.steps} steps"
         return results
+
+    def _check_outputs(self, x) -> None:
+        """Warns, once per run, for each probability loss about to be fed logits."""
+        logits = self.population(x, training=False)
+        for k, loss in enumerate(self.losses):
+            warn_if_not_probabilities(loss, logits[k])
 
     def _freeze(self, index: int) -> None:
         self._active.assign(tf.tensor_scatter_nd_update(self._active, [[index]], [False]))

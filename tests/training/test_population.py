@@ -154,8 +154,9 @@ def test_one_diverging_replica_does_not_disturb_the_others():
     results = trainer.fit(data, epochs=2, validation=data, verbose=0)
     assert [r.status for r in results] == ["completed", "diverged", "completed"]
     diverged = results[1]
-    assert diverged.steps == 1 and diverged.epochs == 0 and diverged.history == {}
-    assert "step 1 (epoch 1)" in diverged.message
+    # As alone: the non-finite step is not taken (the Trainer counts it neither).
+    assert diverged.steps == 0 and diverged.epochs == 0 and diverged.history == {}
+    assert "step 1 (epoch 1)" in diverged.message and "not taken" in diverged.message
     # Its weights are those of its last finite step: the initial ones.
     _assert_same_weights(trainer.replica_weights(1), initial, atol=0)
     for k in (0, 2):
@@ -300,3 +301,78 @@ def test_dropout_masks_are_those_each_replica_draws_alone():
         copy.set_weights(initial)
         Trainer(copy, loss, "sgd").fit(dataset(x, y), steps=3, verbose=0)
         _assert_same_weights(trainer.replica_weights(k), copy.get_weights())
+
+
+def _with_state(layer: keras.layers.Layer, seed: int = 5) -> keras.Model:
+    """Dense(8), ``layer``, ReLU, Dense(3): the layer sees activations that differ by replica."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((6,))
+    h = layer(keras.layers.Dense(8)(inputs))
+    return keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Activation("relu")(h)))
+
+
+def test_state_without_weights_stays_per_replica():
+    # Moving statistics but no trainable weights: folded into one batch, the replicas would
+    # share batch statistics and moving averages.
+    model = _with_state(keras.layers.BatchNormalization(center=False, scale=False, momentum=0.5))
+    initial = model.get_weights()  # the moving statistics too
+    x, y = blobs()
+    losses = [TaylorGLO(t, from_logits=True) for t in THETAS[:2]]
+    trainer = PopulationTrainer(model, losses, keras.optimizers.SGD(0.05, momentum=0.9))
+    trainer.fit(dataset(x, y), epochs=1, verbose=0)
+    moving_means = []
+    for k, loss in enumerate(losses):
+        copy = keras.models.clone_model(model)
+        copy.set_weights(initial)
+        Trainer(copy, loss, keras.optimizers.SGD(0.05, momentum=0.9)).fit(
+            dataset(x, y), epochs=1, verbose=0
+        )
+        replica = trainer.replica_model(k)  # weights and moving statistics of replica k
+        _assert_same_weights(replica.get_weights(), copy.get_weights())
+        moving_means.append(replica.layers[2].moving_mean.numpy())
+    assert np.abs(moving_means[0] - moving_means[1]).max() > 1e-3
+
+
+def test_a_stopped_replica_keeps_its_moving_statistics():
+    model = _with_state(keras.layers.BatchNormalization(center=False, scale=False, momentum=0.5))
+    initial = model.get_weights()
+    x, y = blobs()
+    trainer = PopulationTrainer(model, ["cross_entropy"] * 2, "sgd")
+    trainer.fit(dataset(x, y), epochs=3, callbacks=[[_StopAfter(1)], []], verbose=0)
+    copy = keras.models.clone_model(model)
+    copy.set_weights(initial)
+    Trainer(copy, "cross_entropy", "sgd").fit(dataset(x, y), epochs=1, verbose=0)
+    # Frozen after one epoch, although its forward pass ran on for two more.
+    _assert_same_weights(trainer.replica_model(0).get_weights(), copy.get_weights())
+
+
+def test_random_layers_draw_what_each_replica_draws_alone():
+    # A seed generator (not plain Dropout): each replica advances its own copy of the state.
+    model = _with_state(keras.layers.GaussianNoise(0.5, seed=7))
+    initial = model.get_weights()
+    x, y = blobs()
+    losses = [TaylorGLO(t, from_logits=True) for t in THETAS[:2]]
+    trainer = PopulationTrainer(model, losses, "sgd")
+    trainer.fit(dataset(x, y), steps=3, verbose=0)
+    for k, loss in enumerate(losses):
+        copy = keras.models.clone_model(model)  # its GaussianNoise has the same seed
+        copy.set_weights(initial)
+        Trainer(copy, loss, "sgd").fit(dataset(x, y), steps=3, verbose=0)
+        _assert_same_weights(trainer.replica_weights(k), copy.trainable_weights)
+
+
+class _CallCounter(keras.layers.Layer):
+    """Counts its calls in a TensorFlow variable that Keras does not track."""
+
+    def build(self, input_shape):
+        self.calls = tf.Variable(0, trainable=False)
+
+    def call(self, inputs):
+        self.calls.assign_add(1)
+        return inputs
+
+
+def test_state_keras_does_not_track_is_refused():
+    model = _with_state(_CallCounter(name="counter"))
+    with pytest.raises(ValueError, match=r"argument `model`.*layer 'counter'.*TensorFlow variable"):
+        PopulationTrainer(model, ["cross_entropy"] * 2)
