@@ -8,7 +8,9 @@ that keeps the replicas independent:
 - ``Conv1D``/``Conv2D`` (channels last, no groups): one grouped convolution whose K groups are
   the replicas (the replicas' channels side by side), or, under XLA, which compiles grouped
   convolutions poorly on CPU (30x slower than separate ones), the windows of the input cut out
-  by strided slices and multiplied with each replica's kernel in one batched matmul.
+  by strided slices and multiplied with each replica's kernel in one batched matmul. The
+  patches serve too where the device cannot differentiate a grouped convolution (TensorFlow's
+  CPU kernel for the filter gradient of a grouped convolution fails on many builds).
 - layers without variables (activations, pooling, flatten, reshape, merges) and
   ``Normalization``, whose statistics are fixed: the replica axis folded into the batch axis,
   ``(K·B, ...)``.
@@ -27,6 +29,7 @@ non-finite replica cannot disturb the others.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 
@@ -79,6 +82,26 @@ def _untracked_variables(layer) -> list[str]:
 
 def _map_tensors(fn, structure):
     return tf.nest.map_structure(lambda t: fn(t) if tf.is_tensor(t) else t, structure)
+
+
+@functools.cache
+def grouped_convolutions_train() -> bool:
+    """Whether this device computes the filter gradient of a grouped convolution.
+
+    TensorFlow's ``Conv2DBackpropFilter`` kernel for CPUs rejects grouped filters on many builds
+    ("filter_size does not have enough elements"), while GPUs (cuDNN) support them. One tiny
+    gradient, run eagerly once per process, tells which case holds.
+    """
+    x = tf.ones([1, 4, 4, 2])
+    kernel = tf.ones([3, 3, 1, 2])  # two groups of one input channel
+    try:
+        with tf.GradientTape() as tape:
+            tape.watch(kernel)
+            out = tf.reduce_sum(tf.nn.convolution(x, kernel, padding="SAME"))
+        tape.gradient(out, kernel).numpy()
+    except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError):
+        return False
+    return True
 
 
 class PopulationGraph:

@@ -35,7 +35,7 @@ from metaloss.losses import get as get_loss
 from metaloss.losses._base import invalid_value, one_hot_labels
 from metaloss.losses.taylor_glo import taylor_glo
 from metaloss.training._output_check import warn_if_not_probabilities
-from metaloss.training._population_layers import PopulationGraph
+from metaloss.training._population_layers import PopulationGraph, grouped_convolutions_train
 from metaloss.training._randomness import EpochSeeds
 from metaloss.training.schedules import make_optimizer
 from metaloss.training.trainer import (
@@ -147,7 +147,9 @@ class PopulationTrainer:
             model,
             self.size,
             initial_weights,
-            convolutions="patches" if jit_compile else "grouped",
+            convolutions=(
+                "grouped" if not jit_compile and grouped_convolutions_train() else "patches"
+            ),
         )
         # Random layers restart every epoch from a state of (seed, epoch), as in the Trainer.
         self._seeds = EpochSeeds(model)

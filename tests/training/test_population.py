@@ -256,6 +256,23 @@ def test_convolutions_compile_for_any_batch_size():
         assert forward.get_concrete_function(spec)(x).shape == (2, 3, 3)
 
 
+@pytest.mark.parametrize("dimensions", [1, 2])
+def test_without_xla_a_convnet_population_trains_and_equals_separate_copies(dimensions):
+    # Grouped convolutions where the device differentiates them, patches where it cannot
+    # (TensorFlow's CPU filter gradient rejects grouped filters on many builds).
+    model = _convnet(dimensions)
+    initial = model.get_weights()
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(40, *model.input_shape[1:])).astype("float32")
+    y = np.eye(3, dtype="float32")[rng.integers(0, 3, 40)]
+    losses = [TaylorGLO(t, from_logits=True) for t in THETAS[:2]]
+    trainer = PopulationTrainer(model, losses, "sgd")
+    trainer.fit(dataset(x, y), epochs=1, verbose=0)
+    for k, loss in enumerate(losses):
+        reference = _separately(model, initial, loss, "sgd", dataset(x, y))
+        _assert_same_weights(trainer.replica_weights(k), reference)
+
+
 def test_under_xla_a_convnet_population_equals_separate_copies():
     model = _convnet(1)
     initial = model.get_weights()
