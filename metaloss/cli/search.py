@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -12,6 +13,7 @@ import click
 from metaloss.cli._common import ModelSpec, dataset_option, quiet_tensorflow
 
 _SCHEDULES = ["allcnn_c", "alexnet", "constant", "resnet", "wrn"]
+DISTRIBUTED_TRIAL_TIMEOUT = 1800.0  # --trial-timeout in chief/worker mode: 30 minutes
 SEARCH_FILE = "search.json"  # metaloss.search.tuner.SEARCH_FILE, without importing TensorFlow
 
 # CLI option -> where search.json keeps it (a key of the search settings, or of its task).
@@ -82,6 +84,19 @@ def _prepare_directory(ctx, directory: Path, resume: bool, overwrite: bool, opti
                 "refusing to delete it."
             )
         shutil.rmtree(directory)
+
+
+def _check_trial_timeout(ctx, param, value):
+    if value is not None and (not math.isfinite(value) or value < 0):
+        raise click.BadParameter(f"expected seconds >= 0 (0 turns it off), got {value}.")
+    return value
+
+
+def _trial_timeout(value: float | None) -> float | None:
+    """--trial-timeout's seconds: 0 is off; unset is off in one process, 30 min in a cluster."""
+    if value is None:
+        return DISTRIBUTED_TRIAL_TIMEOUT if "KERASTUNER_ORACLE_IP" in os.environ else None
+    return value or None
 
 
 @click.command()
@@ -192,11 +207,33 @@ def _prepare_directory(ctx, directory: Path, resume: bool, overwrite: bool, opti
     show_default=True,
     help="Write TensorBoard scalars and HParams summaries under --directory/logs.",
 )
+@click.option(
+    "--trial-timeout",
+    type=float,
+    default=None,
+    callback=_check_trial_timeout,
+    metavar="SECONDS",
+    help="Abandon a running trial that sent no report for this long (a worker killed "
+    "mid-trial) and serve its candidate again; a worker also gives up on a chief that stops "
+    "answering for this long. A trial reports after each of its epochs: make it longer than "
+    "the longest epoch. 0 turns it off. Defaults to off in one process, 1800 (30 minutes) in "
+    "chief/worker mode (KERASTUNER_ORACLE_IP set).",
+)
 @click.option("--resume", is_flag=True, help="Continue the search in --directory.")
 @click.option("--overwrite", is_flag=True, help="Delete the search in --directory first.")
 @click.option("--verbose", type=click.IntRange(0, 2), default=1, show_default=True)
 @click.pass_context
-def search(ctx, directory, resume, overwrite, tensorboard, parallel_candidates, verbose, **options):
+def search(
+    ctx,
+    directory,
+    resume,
+    overwrite,
+    tensorboard,
+    parallel_candidates,
+    trial_timeout,
+    verbose,
+    **options,
+):
     """Evolve a TaylorGLO loss with CMA-ES, scoring candidates by partial training.
 
     Shows live progress, then the top candidates; writes best_loss.json (for
@@ -208,6 +245,7 @@ def search(ctx, directory, resume, overwrite, tensorboard, parallel_candidates, 
     Distributed (KerasTuner's chief/worker mode): run the same command on every machine with
     KERASTUNER_ORACLE_IP, KERASTUNER_ORACLE_PORT and KERASTUNER_TUNER_ID=chief (one process,
     the oracle) or worker0, worker1, ... (the trainers), with --directory on a shared disk.
+    A worker killed mid-trial has its candidate served again after --trial-timeout.
     """
     tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "")
     is_worker = "KERASTUNER_ORACLE_IP" in os.environ and "chief" not in tuner_id
@@ -218,6 +256,7 @@ def search(ctx, directory, resume, overwrite, tensorboard, parallel_candidates, 
         _prepare_directory(ctx, directory, resume, overwrite, options)
     quiet_tensorflow()
     from metaloss.search import SearchTask, TaylorGLOSearch
+    from metaloss.search._chief import ChiefNotAnswering
 
     try:
         task = SearchTask(
@@ -253,6 +292,7 @@ def search(ctx, directory, resume, overwrite, tensorboard, parallel_candidates, 
             parallel_candidates=parallel_candidates,
             directory=directory,
             overwrite=False,
+            trial_timeout=_trial_timeout(trial_timeout),
         )
     except ValueError as error:
         raise click.UsageError(str(error)) from None
@@ -263,12 +303,20 @@ def search(ctx, directory, resume, overwrite, tensorboard, parallel_candidates, 
         + f" each, in {directory}"
         + (f", {parallel_candidates} at a time" if parallel_candidates > 1 else "")
         + (
+            f"; a trial silent for {tuner.trial_timeout:g} s is served again"
+            if tuner.trial_timeout
+            else ""
+        )
+        + (
             f"; fitness under FGSM (eps={task.attack_eps}, {task.attack_loss} gradient)"
             if task.objective == "robust"
             else ""
         )
     )
-    tuner.search(verbose=verbose)
+    try:
+        tuner.search(verbose=verbose)
+    except ChiefNotAnswering as error:
+        raise click.ClickException(str(error)) from None
     summarize_search(directory)
 
 

@@ -262,11 +262,12 @@ def _candidate_result(task, fit, abort, robust_score, seconds) -> CandidateResul
     )
 
 
-def _evaluate_one(task: SearchTask, loss, log_dir: Path | None) -> CandidateResult:
+def _evaluate_one(task: SearchTask, loss, log_dir: Path | None, extra: list) -> CandidateResult:
     start = time.perf_counter()
     data, network, optimizer = _setup(task)
     trainer = Trainer(network, loss, optimizer, jit_compile=task.jit_compile)
     callbacks, abort = _callbacks(task, log_dir)
+    callbacks += extra
     fit = trainer.fit(
         data.train,
         epochs=task.epochs,
@@ -286,7 +287,7 @@ def _evaluate_one(task: SearchTask, loss, log_dir: Path | None) -> CandidateResu
     return result
 
 
-def _evaluate_together(task: SearchTask, losses_, log_dirs) -> list[CandidateResult]:
+def _evaluate_together(task: SearchTask, losses_, log_dirs, extras) -> list[CandidateResult]:
     """Trains the candidates as one population (one compiled step for all of them)."""
     start = time.perf_counter()
     data, network, optimizer = _setup(task)
@@ -297,7 +298,9 @@ def _evaluate_together(task: SearchTask, losses_, log_dirs) -> list[CandidateRes
         epochs=task.epochs,
         steps=task.steps,
         validation=data.validation,
-        callbacks=[callbacks for callbacks, _ in per_replica],
+        callbacks=[
+            [*callbacks, *extra] for (callbacks, _), extra in zip(per_replica, extras, strict=True)
+        ],
         verbose=0,
     )
     seconds = (time.perf_counter() - start) / len(losses_)  # the group's time, shared
@@ -335,6 +338,7 @@ def evaluate_candidates(
     *,
     log_dirs: Sequence[str | Path | None] | None = None,
     parallel_candidates: int = 1,
+    callbacks: Sequence[Sequence] | None = None,
 ) -> list[CandidateResult]:
     """Partially trains one model per candidate loss and scores it on validation accuracy.
 
@@ -349,6 +353,8 @@ def evaluate_candidates(
             one shared data stream); ``1`` trains them one after another. The results agree
             with sequential training to float round-off; ``seconds`` is then the group's wall
             time divided by its size. Defaults to `1`.
+        callbacks: one list of extra Keras callbacks per candidate, driven by that candidate's
+            epochs (a search's heartbeat, for instance). Defaults to `None`.
 
     Returns:
         One :class:`CandidateResult` per candidate, in order. Diverged candidates come back
@@ -368,12 +374,19 @@ def evaluate_candidates(
         log_dirs = [None] * len(candidates)
     elif len(log_dirs) != len(candidates):
         raise invalid_value("log_dirs", f"{len(candidates)} entries, one per candidate", log_dirs)
+    if callbacks is None:
+        callbacks = [[] for _ in candidates]
+    elif len(callbacks) != len(candidates):
+        raise invalid_value("callbacks", f"{len(candidates)} lists, one per candidate", callbacks)
     _check_int("parallel_candidates", parallel_candidates, 1, optional=False)
     log_dirs = [None if d is None else Path(d) for d in log_dirs]
     if parallel_candidates == 1:
-        return [_evaluate_one(task, loss, d) for loss, d in zip(candidates, log_dirs, strict=True)]
+        return [
+            _evaluate_one(task, loss, d, list(extra))
+            for loss, d, extra in zip(candidates, log_dirs, callbacks, strict=True)
+        ]
     results = []
     for first in range(0, len(candidates), parallel_candidates):
         group = slice(first, first + parallel_candidates)
-        results += _evaluate_together(task, candidates[group], log_dirs[group])
+        results += _evaluate_together(task, candidates[group], log_dirs[group], callbacks[group])
     return results

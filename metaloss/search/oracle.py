@@ -5,12 +5,15 @@ to many running in parallel), answers ``IDLE`` while a generation waits for its 
 and tells CMA-ES the generation's fitness once every trial of it has ended, in whatever order
 they end. Candidates that a ``prefilter`` rejects (TaylorGLO's invariant) get the worst fitness
 without being trained. Everything that evolves, the pickled CMA-ES included, lives in
-``get_state()``, so a search killed at any moment resumes where it stopped.
+``get_state()``, so a search killed at any moment resumes where it stopped. With a
+``trial_timeout``, a trial whose worker went silent (killed mid-trial) is abandoned and its
+candidate served again, instead of the generation waiting for it for ever.
 
 References:
     Hansen, *The CMA Evolution Strategy: A Tutorial*, arXiv:1604.00772.
     Gonzalez & Miikkulainen, *Optimizing Loss Functions Through Multivariate Taylor Polynomial
     Parameterization*, arXiv:2002.00059.
+    keras-team/keras-tuner issue #915 (a dead worker's trial stalls the chief).
 """
 
 from __future__ import annotations
@@ -29,8 +32,19 @@ from keras_tuner.engine import trial as trial_module
 
 from metaloss.losses._base import invalid_value
 from metaloss.search._files import write_json_atomically
+from metaloss.search._pycma import (
+    GlobalNumpySeed,
+    derived_seed,
+    global_randn,
+    initial_mean,
+    searched_floats,
+)
+from metaloss.search._trial_timeout import TrialClock, abandon_silent_trials
 
-__all__ = ["DEFAULT_SIGMA0", "FAILED_FITNESS", "CMAESOracle"]
+__all__ = ["DEFAULT_SIGMA0", "FAILED_FITNESS", "HEARTBEAT_METRIC", "CMAESOracle"]
+
+#: The metric a tuner reports every epoch to say a trial is alive (not a result).
+HEARTBEAT_METRIC = "metaloss_heartbeat"
 
 DEFAULT_SIGMA0 = 1.2
 #: The fitness (minimised) of failed, invalid and rejected candidates.
@@ -39,33 +53,8 @@ FAILED_FITNESS = math.inf
 _MAX_REJECTED_GENERATIONS = 1000
 
 _Status = trial_module.TrialStatus
-
-
-def _derived_seed(*words: int) -> int:
-    """A 31-bit seed derived from the search seed and a purpose (a generation number, ...)."""
-    return int(np.random.SeedSequence(list(words)).generate_state(1)[0] % (2**31 - 2)) + 1
-
-
-def _global_randn(*shape):
-    """pycma's sampler. pycma's default, ``np.random.randn``, is a bound method that a pickle
-    copies with its generator; this module function pickles by name and samples from the global
-    generator, which :class:`_GlobalNumpySeed` seeds per generation."""
-    return np.random.randn(*shape)  # noqa: NPY002
-
-
-class _GlobalNumpySeed:
-    """Seeds NumPy's global generator (which pycma samples from) and restores it afterwards."""
-
-    def __init__(self, seed: int) -> None:
-        self.seed = seed
-
-    # pycma draws from the legacy global generator, so that is the one to seed.
-    def __enter__(self):
-        self._saved = np.random.get_state()  # noqa: NPY002
-        np.random.seed(self.seed)  # noqa: NPY002
-
-    def __exit__(self, *exc_info):
-        np.random.set_state(self._saved)  # noqa: NPY002
+# Strategies pickled before _pycma existed name their sampler metaloss.search.oracle._global_randn.
+_global_randn = global_randn
 
 
 class CMAESOracle(keras_tuner.Oracle):
@@ -83,7 +72,7 @@ class CMAESOracle(keras_tuner.Oracle):
         population_size: candidates per generation. Defaults to `None` (pycma's
             ``4 + ⌊3 ln N⌋`` for ``N`` parameters).
         sigma0: initial step size, in the parameters' own units; a sequence gives one per
-            parameter. Defaults to `1.2` (REFERENCE §3).
+            parameter. Defaults to `1.2` (the TaylorGLO paper's).
         mean: initial mean, a sequence or a ``{name: value}`` mapping. Defaults to `None`
             (zero, or the middle of a range that excludes zero).
         prefilter: ``prefilter(values) -> bool`` decides from a candidate's ``{name: value}``
@@ -95,6 +84,14 @@ class CMAESOracle(keras_tuner.Oracle):
         max_consecutive_failed_trials: crashed trials in a row that stop the search. Trials
             that fail on purpose (``FailedTrialError``, e.g. a diverged candidate) do not count.
             Defaults to `3`.
+        trial_timeout: seconds a running trial may go without a report (its creation, its
+            tuner id asking for it again, ``update_trial``) before it is abandoned, checked
+            whenever a tuner asks for a trial: it becomes ``FAILED`` with a message starting
+            ``"abandoned"``, its candidate goes, under a new trial id, to the next tuner that
+            asks, and its late ``update_trial`` (answered ``STOPPED``) or ``end_trial`` is
+            ignored. A :class:`~metaloss.search.TaylorGLOSearch` worker reports after every
+            epoch, so make it longer than the longest epoch. Defaults to `None` (wait for ever,
+            as KerasTuner does: keras-team/keras-tuner issue #915).
 
     Example:
 
@@ -123,6 +120,7 @@ class CMAESOracle(keras_tuner.Oracle):
         tune_new_entries: bool = True,
         max_retries_per_trial: int = 0,
         max_consecutive_failed_trials: int | None = 3,
+        trial_timeout: float | None = None,
     ) -> None:
         for name, value, minimum in (
             ("max_trials", max_trials, 1),
@@ -158,6 +156,8 @@ class CMAESOracle(keras_tuner.Oracle):
         self.mean = mean
         self.prefilter = prefilter
         self.search_seed = search_seed
+        self._clock = TrialClock(trial_timeout)
+        self.trial_timeout = self._clock.timeout
         self._reset_search_state()
         self._deferred_save = False
 
@@ -171,62 +171,23 @@ class CMAESOracle(keras_tuner.Oracle):
         self._history: list[dict] = []
         self._crashed: set[str] = set()
         self._rejected_generations_in_a_row = 0
+        self._clock.set_state(None)
         #: Why the search ended (`None` while it goes on).
         self.stop_reason: str | None = None
 
-    # Search space ---------------------------------------------------------------------------
-
-    def _searched(self) -> list:
-        searched, others = [], []
-        for hp in self.hyperparameters.space:
-            if isinstance(hp, keras_tuner.engine.hyperparameters.Float):
-                searched.append(hp)
-            elif not isinstance(hp, keras_tuner.engine.hyperparameters.Fixed):
-                others.append(f"{hp.name} ({type(hp).__name__})")
-        if others:
-            raise ValueError(
-                "CMAESOracle searches hp.Float hyperparameters only (hp.Fixed ones pass "
-                f"through). Received: {', '.join(others)}"
-            )
-        if len(searched) < 2:
-            raise ValueError(
-                "CMAESOracle needs at least 2 hp.Float hyperparameters (pycma does not run in "
-                "one dimension; use keras_tuner.BayesianOptimizationOracle there). Received: "
-                f"{[hp.name for hp in searched]}"
-            )
-        return searched
-
-    def _initial_mean(self, searched) -> list[float]:
-        names = [hp.name for hp in searched]
-        if self.mean is None:
-            return [
-                0.0 if hp.min_value <= 0.0 <= hp.max_value else (hp.min_value + hp.max_value) / 2
-                for hp in searched
-            ]
-        if isinstance(self.mean, Mapping):
-            missing = sorted(set(names) - set(self.mean))
-            if missing:
-                raise invalid_value("mean", f"a value for every parameter {names}", self.mean)
-            values = [self.mean[name] for name in names]
-        else:
-            values = list(self.mean)
-        if len(values) != len(names) or not all(math.isfinite(float(v)) for v in values):
-            raise invalid_value("mean", f"{len(names)} finite numbers, one per {names}", self.mean)
-        return [float(v) for v in values]
-
     def _start_strategy(self) -> None:
-        searched = self._searched()
+        searched = searched_floats(self.hyperparameters)
         self._names = [hp.name for hp in searched]
         sigmas = np.atleast_1d(np.asarray(self.sigma0, dtype=np.float64))
         if sigmas.size not in (1, len(searched)):
             raise invalid_value("sigma0", f"one number or {len(searched)} numbers", self.sigma0)
         options = {
-            "seed": _derived_seed(self.search_seed, 0, 1),
+            "seed": derived_seed(self.search_seed, 0, 1),
             "bounds": [
                 [float(hp.min_value) for hp in searched],
                 [float(hp.max_value) for hp in searched],
             ],
-            "randn": _global_randn,
+            "randn": global_randn,
             # Validation accuracies tie often (small validation sets, chance-level starts):
             # pycma's flat-fitness and fitness-tolerance stops would end a search early.
             "tolflatfitness": 10**9,
@@ -240,15 +201,17 @@ class CMAESOracle(keras_tuner.Oracle):
             options["popsize"] = self.population_size
         if sigmas.size > 1:
             options["CMA_stds"] = list(sigmas)
-        with _GlobalNumpySeed(options["seed"]):
+        with GlobalNumpySeed(options["seed"]):
             self._es = cma.CMAEvolutionStrategy(
-                self._initial_mean(searched), 1.0 if sigmas.size > 1 else float(sigmas[0]), options
+                initial_mean(searched, self.mean),
+                1.0 if sigmas.size > 1 else float(sigmas[0]),
+                options,
             )
 
     # Generations ----------------------------------------------------------------------------
 
     def _ask(self) -> None:
-        with _GlobalNumpySeed(_derived_seed(self.search_seed, 1, self._generation)):
+        with GlobalNumpySeed(derived_seed(self.search_seed, 1, self._generation)):
             candidates = self._es.ask()
         self._candidates = [[float(v) for v in x] for x in candidates]
         self._assigned = [None] * len(self._candidates)
@@ -265,10 +228,11 @@ class CMAESOracle(keras_tuner.Oracle):
         """Tells CMA-ES the generation once every candidate has a fitness."""
         if self._candidates is None or any(f is None for f in self._fitness):
             return
-        with _GlobalNumpySeed(_derived_seed(self.search_seed, 1, self._generation)):
+        with GlobalNumpySeed(derived_seed(self.search_seed, 1, self._generation)):
             self._es.tell([np.asarray(x) for x in self._candidates], list(self._fitness))
         finite = [f for f in self._fitness if math.isfinite(f)]
         rejected = self._assigned.count("rejected")
+        abandoned = self._clock.in_generation(self._generation)
         self._history.append(
             {
                 "generation": self._generation,
@@ -278,6 +242,8 @@ class CMAESOracle(keras_tuner.Oracle):
                 "trial_ids": self._assigned,
                 "rejected": rejected,
                 "failed": len(self._fitness) - len(finite) - rejected,
+                "abandoned": len(abandoned),
+                "abandoned_trial_ids": abandoned,
                 "best_fitness": min(finite) if finite else None,
                 "median_fitness": float(np.median(finite)) if finite else None,
                 "sigma": float(self._es.sigma),
@@ -324,11 +290,33 @@ class CMAESOracle(keras_tuner.Oracle):
 
     @keras_tuner.synchronized
     def create_trial(self, tuner_id: str):
-        """As KerasTuner's, and saves what an IDLE or STOPPED answer changed (KerasTuner saves
-        only RUNNING ones): rejected candidates and told generations."""
+        """As KerasTuner's, after abandoning silent trials (see ``trial_timeout``); a tuner id
+        whose trial is still on gets it back, as in KerasTuner. Saves every answer (KerasTuner
+        saves only new RUNNING ones): rejected candidates, told generations, the clock."""
+        self._clock.asked(tuner_id)
+        for trial_id in abandon_silent_trials(self, self._clock, self._generation):
+            if self._candidates is not None and trial_id in self._assigned:
+                self._assigned[self._assigned.index(trial_id)] = None  # served again next
         trial = super().create_trial(tuner_id)
-        if trial.status != _Status.RUNNING:
-            self.save()
+        if trial.status == _Status.RUNNING:
+            self._clock.reported(trial.trial_id)
+        self.save()
+        return trial
+
+    @keras_tuner.synchronized
+    def update_trial(self, trial_id: str, metrics: dict, step: int = 0):
+        """As KerasTuner's, and a report for ``trial_timeout``. An abandoned trial's metrics
+        are ignored: the answer is a trial with status ``STOPPED``. Metrics that are only
+        :data:`HEARTBEAT_METRIC` (a tuner's sign of life at the end of every epoch) are
+        recorded nowhere else."""
+        if self._clock.is_abandoned(trial_id):
+            stored = self.trials[trial_id]
+            return trial_module.Trial(stored.hyperparameters, trial_id, _Status.STOPPED)
+        if set(metrics) == {HEARTBEAT_METRIC}:
+            self._clock.reported(trial_id)
+            return self.trials[trial_id]
+        trial = super().update_trial(trial_id, metrics, step=step)
+        self._clock.reported(trial_id)
         return trial
 
     def _fitness_of(self, trial) -> float:
@@ -347,7 +335,11 @@ class CMAESOracle(keras_tuner.Oracle):
 
     @keras_tuner.synchronized
     def end_trial(self, trial) -> None:
-        """Ends a trial as KerasTuner does, then gives CMA-ES its fitness (worst if it failed)."""
+        """Ends a trial as KerasTuner does, then gives CMA-ES its fitness (worst if it failed).
+
+        The late end of an abandoned trial is ignored (its candidate was served again)."""
+        if self._clock.is_abandoned(trial.trial_id):
+            return
         # A tuner fails a trial on purpose (FailedTrialError, e.g. a diverged candidate) with
         # FAILED; INVALID means run_trial crashed. Only crashes count towards stopping.
         if trial.status == _Status.INVALID:
@@ -357,6 +349,7 @@ class CMAESOracle(keras_tuner.Oracle):
             super().end_trial(trial)
         finally:
             self._deferred_save = False
+        self._clock.ended(trial.trial_id)
         if trial.trial_id not in self._retry_queue:
             self._record(self.trials[trial.trial_id])
         self.save()
@@ -396,9 +389,14 @@ class CMAESOracle(keras_tuner.Oracle):
         return list(self._history)
 
     def summary(self) -> dict:
-        """Where the search stands: generation, trials done/running, rejected, best score."""
+        """Where the search stands: generation, trials done/running, rejected, abandoned
+        (not counted as done or failed), best score."""
         in_flight = self._assigned if self._candidates is not None else []
-        ended = [t for t in self.trials.values() if t.status != _Status.RUNNING]
+        ended = [
+            t
+            for t in self.trials.values()
+            if t.status != _Status.RUNNING and not self._clock.is_abandoned(t.trial_id)
+        ]
         best = self.get_best_trials(1)
         best_score = best[0].score if best and best[0].status == _Status.COMPLETED else None
         generation = self._generation + (self._candidates is not None)
@@ -411,6 +409,7 @@ class CMAESOracle(keras_tuner.Oracle):
             "trials_running": len(self.ongoing_trials),
             "failed": sum(t.status == _Status.FAILED for t in ended),
             "rejected": sum(g["rejected"] for g in self._history) + in_flight.count("rejected"),
+            "abandoned": len(self._clock.abandoned),
             "best_score": None if best_score is None else float(best_score),
             "stop_reason": self.stop_reason,
         }
@@ -437,6 +436,7 @@ class CMAESOracle(keras_tuner.Oracle):
             "crashed": sorted(self._crashed),
             "rejected_generations_in_a_row": self._rejected_generations_in_a_row,
             "stop_reason": self.stop_reason,
+            "trial_clock": self._clock.get_state(),
         }
         return state
 
@@ -458,6 +458,7 @@ class CMAESOracle(keras_tuner.Oracle):
         self._crashed = set(saved["crashed"])
         self._rejected_generations_in_a_row = saved["rejected_generations_in_a_row"]
         self.stop_reason = saved["stop_reason"]
+        self._clock.set_state(saved.get("trial_clock"))
 
     def save(self) -> None:
         if self._deferred_save:

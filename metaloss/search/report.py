@@ -83,11 +83,13 @@ def _totals(record: SearchRecord) -> dict[str, int]:
     completed = sum(t.scored and t.status == "completed" for t in record.trials)
     aborted = sum(t.scored and t.status == "aborted" for t in record.trials)
     running = statuses.count("running")
+    abandoned = statuses.count("abandoned")
     return {
         "trials": len(statuses),
         "completed": completed,
         "aborted": aborted,
-        "diverged/failed": len(statuses) - completed - aborted - running,
+        "diverged/failed": len(statuses) - completed - aborted - running - abandoned,
+        "abandoned (served again)": abandoned,
         "running": running,
         "rejected (not trained)": record.rejected,
     }

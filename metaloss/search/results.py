@@ -41,8 +41,10 @@ class TrialRecord:
             generation is still in flight (or when the oracle never recorded it).
         values: the candidate's hyperparameters, ``{name: value}``.
         score: validation accuracy; NaN when there is none (diverged, failed, running).
-        status: ``"completed"``, ``"aborted"`` or ``"diverged"`` from ``candidate.json``; else
-            KerasTuner's status lower-cased (``"running"``, ``"failed"``, ...).
+        status: ``"completed"``, ``"aborted"`` or ``"diverged"`` from ``candidate.json``;
+            ``"abandoned"`` for a trial whose worker went silent (its candidate was served
+            again; see ``CMAESOracle(trial_timeout=)``); else KerasTuner's status lower-cased
+            (``"running"``, ``"failed"``, ...).
         message: a sentence about the status (empty when there is none).
         seconds: training wall time; `None` when unknown.
     """
@@ -152,7 +154,9 @@ def _trial_id_key(trial_id: str):
     return (len(trial_id), trial_id)  # zero-padded ids, but longer ones sort after
 
 
-def _read_trial(trial_dir: Path, generation_of: dict[str, int]) -> TrialRecord | None:
+def _read_trial(
+    trial_dir: Path, generation_of: dict[str, int], abandoned: set[str]
+) -> TrialRecord | None:
     candidate = _read_json(trial_dir / CANDIDATE_FILE)
     trial = _read_json(trial_dir / TRIAL_FILE)
     if not isinstance(candidate, dict):
@@ -178,6 +182,9 @@ def _read_trial(trial_dir: Path, generation_of: dict[str, int]) -> TrialRecord |
         status = str(trial.get("status") or "unknown").lower()
         message = trial.get("message") or ""
         seconds = None
+    if trial_id in abandoned:  # a late worker's candidate.json is not this trial's result
+        status, score, seconds = "abandoned", math.nan, None
+        message = str((trial or {}).get("message") or "abandoned: its worker went silent")
     return TrialRecord(
         trial_id=trial_id,
         generation=generation_of.get(trial_id),
@@ -242,8 +249,11 @@ def read_search(directory: str | os.PathLike) -> SearchRecord:
         }
         rejected += in_flight["rejected"]
     trial_dirs = [p for p in (directory / TRIALS_DIR).glob("trial_*") if p.is_dir()]
+    abandoned = {str(t) for t in ((cmaes.get("trial_clock") or {}).get("abandoned") or {})}
     trials = [
-        record for path in trial_dirs if (record := _read_trial(path, generation_of)) is not None
+        record
+        for path in trial_dirs
+        if (record := _read_trial(path, generation_of, abandoned)) is not None
     ]
     trials.sort(key=lambda t: _trial_id_key(t.trial_id))
     best_loss = directory / BEST_LOSS_FILE

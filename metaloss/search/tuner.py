@@ -15,7 +15,10 @@ run alone.
 
 Distributed search uses KerasTuner's chief/worker mode unchanged: run the same script with
 ``KERASTUNER_TUNER_ID=chief`` (the oracle) and ``worker0``, ``worker1``... (the trainers), all
-with ``KERASTUNER_ORACLE_IP`` and ``KERASTUNER_ORACLE_PORT`` set to the chief's address.
+with ``KERASTUNER_ORACLE_IP`` and ``KERASTUNER_ORACLE_PORT`` set to the chief's address. With a
+``trial_timeout``, the chief serves again the candidate of a worker that went silent (killed
+mid-trial: keras-team/keras-tuner issue #915), and a worker whose chief stops answering for that
+long raises :class:`~metaloss.search._chief.ChiefNotAnswering`.
 
 References:
     Gonzalez & Miikkulainen, *Optimizing Loss Functions Through Multivariate Taylor Polynomial
@@ -38,10 +41,11 @@ from keras_tuner.src.distribute import utils as dist_utils
 
 from metaloss import losses
 from metaloss.data import catalog
+from metaloss.search._chief import guard_chief_calls
 from metaloss.search._files import write_json_atomically
 from metaloss.search.dashboard import write_hparams_config, write_trial_summary
 from metaloss.search.evaluate import SearchTask, evaluate_candidates
-from metaloss.search.oracle import DEFAULT_SIGMA0, CMAESOracle
+from metaloss.search.oracle import DEFAULT_SIGMA0, HEARTBEAT_METRIC, CMAESOracle
 from metaloss.search.progress import SearchProgress
 from metaloss.search.spaces import TaylorGLOInvariant, TaylorGLOSpace
 
@@ -91,6 +95,12 @@ class TaylorGLOSearch(keras_tuner.Tuner):
         directory: the search directory. Defaults to `"."`.
         overwrite: start afresh even if ``directory`` holds a search (otherwise it resumes).
             Defaults to `False`.
+        trial_timeout: seconds of silence after which the CMA-ES oracle abandons a running
+            trial and serves its candidate again (:class:`~metaloss.search.CMAESOracle`'s
+            ``trial_timeout``; every trial sends a heartbeat after each epoch, so make it longer
+            than the longest epoch), and after which a distributed worker gives up on a chief
+            that stopped answering. Defaults to `None` (wait for ever; a worker keeps
+            KerasTuner's one-hour deadline per call).
         **kwargs: other ``keras_tuner.Tuner`` arguments.
 
     Example:
@@ -120,6 +130,7 @@ class TaylorGLOSearch(keras_tuner.Tuner):
         parallel_candidates: int = 1,
         directory: str | Path | None = None,
         overwrite: bool = False,
+        trial_timeout: float | None = None,
         **kwargs,
     ) -> None:
         task = SearchTask() if task is None else task
@@ -154,6 +165,7 @@ class TaylorGLOSearch(keras_tuner.Tuner):
                 seed=seed,
                 prefilter=TaylorGLOInvariant(num_classes) if use_invariant else None,
                 max_consecutive_failed_trials=kwargs.pop("max_consecutive_failed_trials", 3),
+                trial_timeout=trial_timeout,
             )
         self.task = task
         self.parallel_candidates = parallel_candidates
@@ -172,6 +184,10 @@ class TaylorGLOSearch(keras_tuner.Tuner):
             **kwargs,
         )
         # KerasTuner wraps the oracle of a distributed worker in a gRPC client.
+        #: Seconds of silence after which a trial, or the chief, is given up (`None`: never).
+        self.trial_timeout = getattr(oracle, "trial_timeout", trial_timeout)
+        if self._is_worker():
+            guard_chief_calls(self.oracle, self.trial_timeout)
         self.population_size = (
             oracle.candidates_per_generation()
             if isinstance(oracle, CMAESOracle)
@@ -249,6 +265,11 @@ class TaylorGLOSearch(keras_tuner.Tuner):
                 self.on_trial_begin(trial)
                 self._try_run_and_update_trial(trial)  # reports the result trained above
                 self.on_trial_end(trial)
+        if self._is_worker():
+            # KerasTuner's chief exits only once every tuner id it served was told STOPPED;
+            # the loop above stops at the first slot told so, the others must hear it too.
+            for slot in range(self.parallel_candidates):
+                self.oracle.create_trial(self._slot_id(slot))
         self.on_search_end()
 
     def _slot_id(self, slot: int) -> str:
@@ -263,11 +284,19 @@ class TaylorGLOSearch(keras_tuner.Tuner):
                 [loss for loss, _ in built],
                 log_dirs=[log_dir for _, log_dir in built],
                 parallel_candidates=self.parallel_candidates,
+                callbacks=[self._heartbeat(trial) for trial in group],
             )
         except Exception as error:  # each trial then fails as a crashed run_trial would
             results = [error] * len(group)
         for trial, (loss, log_dir), result in zip(group, built, results, strict=True):
             self._batch_results[trial.trial_id] = (loss, log_dir, result)
+
+    def _heartbeat(self, trial) -> list:
+        """With a ``trial_timeout``: a callback telling the oracle after every epoch that the
+        trial is alive, so a trial need only finish each epoch within the timeout."""
+        if self.trial_timeout is None:
+            return []
+        return [_Heartbeat(self.oracle, trial.trial_id)]
 
     def _candidate_loss(self, trial):
         loss = self.hypermodel.build(trial.hyperparameters)
@@ -285,7 +314,9 @@ class TaylorGLOSearch(keras_tuner.Tuner):
                 raise result
         else:
             loss, log_dir = self._candidate_loss(trial)
-            [result] = evaluate_candidates(self.task, [loss], log_dirs=[log_dir])
+            [result] = evaluate_candidates(
+                self.task, [loss], log_dirs=[log_dir], callbacks=[self._heartbeat(trial)]
+            )
         values = dict(trial.hyperparameters.values)
         write_json_atomically(
             Path(self.get_trial_dir(trial.trial_id)) / CANDIDATE_FILE,
@@ -352,3 +383,15 @@ class TaylorGLOSearch(keras_tuner.Tuner):
         ``metaloss train --loss`` accept. Defaults to ``<directory>/best_loss.json``."""
         path = Path(path) if path is not None else self.search_directory / BEST_LOSS_FILE
         return losses.save(self.best_loss(), path)
+
+
+class _Heartbeat(keras.callbacks.Callback):
+    """Reports :data:`~metaloss.search.oracle.HEARTBEAT_METRIC` to the oracle every epoch."""
+
+    def __init__(self, oracle, trial_id: str) -> None:
+        super().__init__()
+        self.oracle = oracle
+        self.trial_id = trial_id
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        self.oracle.update_trial(self.trial_id, {HEARTBEAT_METRIC: float(epoch + 1)}, step=epoch)

@@ -14,6 +14,7 @@ from .helpers import (
     kill_during_last_generation,
     read_json,
     tiny_search,
+    write_json,
 )
 
 
@@ -129,3 +130,23 @@ print(len(record.trials), "tensorflow" in sys.modules, "keras" in sys.modules)
     trials, tensorflow, keras = run_python(code).split()
     assert int(trials) == len(read_search(search_dir).trials)
     assert (tensorflow, keras) == ("False", "False")
+
+
+def test_an_abandoned_trial_is_not_a_result_even_with_a_late_candidate_file(search_dir, tmp_path):
+    import shutil
+
+    from metaloss.search.report import _totals
+
+    target = tmp_path / "abandoned"
+    shutil.copytree(search_dir, target)
+    best = read_search(target).best
+    # The best trial's worker "went silent" and was abandoned; its candidate.json came late.
+    oracle_path = target / "trials" / "oracle.json"
+    oracle = read_json(oracle_path)
+    oracle["cmaes"]["trial_clock"] = {"last_report": {}, "abandoned": {best.trial_id: 0}}
+    write_json(oracle_path, oracle)
+    record = read_search(target)
+    abandoned = next(t for t in record.trials if t.trial_id == best.trial_id)
+    assert abandoned.status == "abandoned" and not abandoned.scored
+    assert record.best.trial_id != best.trial_id
+    assert _totals(record)["abandoned (served again)"] == 1
