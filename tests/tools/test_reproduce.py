@@ -57,13 +57,18 @@ def test_every_claim_of_the_issue_is_covered():
         assert (ROOT / "recipes" / f"{claim.recipe}.py").is_file()
 
 
+# Two claims keep the suite short; each recipe's own smoke test runs the others' machinery.
+QUICK_CLAIMS = ["baikal_data", "dynamical"]
+
+
 @pytest.mark.slow
-def test_quick_run_writes_results_for_every_claim(tmp_path):
+def test_quick_run_writes_results_for_the_chosen_claims(tmp_path):
     results = tmp_path / "RESULTS.md"
     process = subprocess.run(
         [
             *(sys.executable, str(ROOT / "tools" / "reproduce.py"), "--quick"),
             *("--output", str(tmp_path / "runs"), "--results", str(results)),
+            *("--claims", ",".join(QUICK_CLAIMS)),
         ],
         capture_output=True,
         text=True,
@@ -76,7 +81,7 @@ def test_quick_run_writes_results_for_every_claim(tmp_path):
         text,
         re.M,
     )
-    assert [key for key, _ in rows] == [claim.key for claim in _module().CLAIMS]
+    assert [key for key, _ in rows] == QUICK_CLAIMS
     for key, _ in rows:
         assert f"### {key}" in text
         assert f"python tools/reproduce.py --claims {key}" in text
