@@ -74,19 +74,6 @@ class EpochBatches:
         self._batch_size = int(batch_size)
         self._prepare = prepare
         self.batches = -(-self._size // self._batch_size)
-        # Traced once: each epoch's pipeline only calls it, instead of tracing `prepare` anew.
-        self._batch = tf.function(
-            self._gather_batch,
-            input_signature=[
-                tf.TensorSpec([2], tf.int64),
-                tf.TensorSpec([], tf.int64),
-                tf.TensorSpec([None], tf.int32),
-            ],
-        )
-
-    def _gather_batch(self, pass_seed, batch, indices):
-        batch_seed = tf.random.experimental.stateless_fold_in(pass_seed, batch)
-        return self._prepare(tf.gather(self._x, indices), tf.gather(self._y, indices), batch_seed)
 
     def _pass(self, epoch: tf.Tensor) -> tf.data.Dataset:
         pass_seed = tf.stack([tf.constant(self._seed, tf.int64), tf.cast(epoch, tf.int64)])
@@ -94,12 +81,15 @@ class EpochBatches:
             [self._size], seed=pass_seed, minval=None, maxval=None, dtype=tf.int64
         )
         order = tf.argsort(keys, stable=True)
+
+        def gather(batch, indices):
+            batch_seed = tf.random.experimental.stateless_fold_in(pass_seed, batch)
+            return self._prepare(
+                tf.gather(self._x, indices), tf.gather(self._y, indices), batch_seed
+            )
+
         batches = tf.data.Dataset.from_tensor_slices(order).batch(self._batch_size).enumerate()
-        return batches.map(
-            lambda batch, indices: self._batch(pass_seed, batch, indices),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
+        return batches.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
     def __call__(self, epoch: int) -> tf.data.Dataset:
         if isinstance(epoch, bool) or not isinstance(epoch, int | np.integer) or epoch < 0:
