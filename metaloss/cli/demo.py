@@ -1,34 +1,38 @@
 """`metaloss demo`: the main job on the embedded MNIST-1D data, in about five minutes on a CPU.
 
-A small TaylorGLO search (CMA-ES, partial training), then full training of the best loss and of
-cross-entropy over several seeds, a comparison table (mean ± std test accuracy) and figures.
+A TaylorGLO search (CMA-ES, partial training, each candidate scored on several seeds, the best
+re-evaluated on fresh seeds), then full training of the crowned loss and of cross-entropy on
+seeds the search never used, mean ± std, the difference and Welch's p, a table and figures.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import json
 import shutil
 import statistics
+import sys
 from pathlib import Path
 
 import click
 
 from metaloss.cli._common import format_table, quiet_tensorflow
 
-DATASET, MODEL = "mnist1d", "mlp"
+DEMO_DATASET, DEMO_MODEL = "mnist1d", "mlp"
 # The TaylorGLO paper's data-utilisation setting: a quarter of the training data, where
-# cross-entropy overfits and a metalearned loss has room to regularise. Sized so that search
-# and comparison take about four minutes on two CPU cores.
+# cross-entropy overfits and a metalearned loss has room to regularise.
 DEMO_SUBSET_FRACTION = 0.25
 DEMO_GENERATIONS = 15
 DEMO_POPULATION = 10
 DEMO_BUDGET_EPOCHS = 30
+# Seeds per candidate: one run's validation accuracy is too noisy to rank candidates
+# (tools/bench_fitness_noise.py); a population trains R seeds for about the cost of one.
+DEMO_FITNESS_SEEDS = 3
+DEMO_REEVALUATE_TOP = 5
+DEMO_REEVALUATE_SEEDS = 3
 DEMO_EPOCHS = 30
-DEMO_SEEDS = 3
-
-
-def _mean_std(values: list[float]) -> str:
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.4f} ± {spread:.4f}"
+DEMO_SEEDS = 8
 
 
 def _mean_history(histories: list[dict]) -> dict[str, list[float]]:
@@ -51,13 +55,39 @@ def _mean_history(histories: list[dict]) -> dict[str, list[float]]:
 @click.option("--population", type=click.IntRange(min=2), default=DEMO_POPULATION)
 @click.option("--budget-epochs", type=click.IntRange(min=1), default=DEMO_BUDGET_EPOCHS)
 @click.option(
+    "--fitness-seeds",
+    type=click.IntRange(min=1),
+    default=DEMO_FITNESS_SEEDS,
+    show_default=True,
+    help="Seeds each candidate is trained on during the search (its score is their mean).",
+)
+@click.option(
+    "--reevaluate-top",
+    type=click.IntRange(min=0),
+    default=DEMO_REEVALUATE_TOP,
+    show_default=True,
+    help="Best candidates retrained on fresh seeds before one is crowned (0: none).",
+)
+@click.option(
+    "--reevaluate-seeds",
+    type=click.IntRange(min=1),
+    default=DEMO_REEVALUATE_SEEDS,
+    show_default=True,
+)
+@click.option(
     "--epochs",
     type=click.IntRange(min=1),
     default=DEMO_EPOCHS,
     show_default=True,
     help="Epochs of the full training runs that compare the losses.",
 )
-@click.option("--seeds", type=click.IntRange(min=1), default=DEMO_SEEDS, show_default=True)
+@click.option(
+    "--seeds",
+    type=click.IntRange(min=2),
+    default=DEMO_SEEDS,
+    show_default=True,
+    help="Seeds of the final comparison, all after the search's and the re-evaluation's.",
+)
 @click.option(
     "--parallel-candidates",
     type=click.IntRange(min=1),
@@ -67,46 +97,108 @@ def _mean_history(histories: list[dict]) -> dict[str, list[float]]:
     "(BENCHMARKS.md); 1 trains them one after another.",
 )
 @click.option("--verbose", type=click.IntRange(0, 2), default=1, show_default=True)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the result as one JSON object on stdout (progress goes to stderr).",
+)
 def demo(
     output,
     seed,
     generations,
     population,
     budget_epochs,
+    fitness_seeds,
+    reevaluate_top,
+    reevaluate_seeds,
     epochs,
     seeds,
     parallel_candidates,
     verbose,
+    as_json,
 ):
     """Search a TaylorGLO loss for an MLP on MNIST-1D, then compare it with cross-entropy.
 
-    Both use a quarter of the training data (the papers' data-utilisation setting).
+    Both use a quarter of the training data (the papers' data-utilisation setting). The final
+    comparison trains both losses on --seeds seeds that neither the search nor its
+    re-evaluation used, and tests the difference of mean test accuracy with Welch's t-test.
 
-    Writes the search (best_loss.json, report, TensorBoard logs) under --output/search, one
-    training run per loss and seed under --output/<loss>/seed<k>, and comparison figures.
+    Writes the search (best_loss.json, reevaluation.json, report, TensorBoard logs) under
+    --output/search, one training run per loss and seed under --output/<loss>/seed<k>, the
+    comparison as --output/comparison.json, and comparison figures.
     """
     quiet_tensorflow()
+    stream = sys.stderr if as_json else sys.stdout
+    with contextlib.redirect_stdout(stream):
+        result = _run_demo(
+            output,
+            seed,
+            generations,
+            population,
+            budget_epochs,
+            fitness_seeds,
+            reevaluate_top,
+            reevaluate_seeds,
+            epochs,
+            seeds,
+            parallel_candidates or population,
+            verbose,
+        )
+    if as_json:
+        click.echo(json.dumps(result))
+
+
+def _run_demo(
+    output,
+    seed,
+    generations,
+    population,
+    budget_epochs,
+    fitness_seeds,
+    reevaluate_top,
+    reevaluate_seeds,
+    epochs,
+    seeds,
+    parallel_candidates,
+    verbose,
+) -> dict:
     from metaloss.analysis.plots import plot_comparison
+    from metaloss.analysis.statistics import summarize, welch_t_test
     from metaloss.cli.search import summarize_search
     from metaloss.search import SearchTask, TaylorGLOSearch
-    from metaloss.training import train_experiment
+    from metaloss.search.reevaluation import seeds_after
+    from metaloss.training import run_seeds, train_experiment
 
-    parallel_candidates = parallel_candidates or population
     search_dir = output / "search"
     if search_dir.exists():
         shutil.rmtree(search_dir)
+    task = SearchTask(
+        DEMO_DATASET,
+        DEMO_MODEL,
+        epochs=budget_epochs,
+        seed=seed,
+        subset_fraction=DEMO_SUBSET_FRACTION,
+        fitness_seeds=fitness_seeds,
+    )
     click.echo(
-        f"1/2 TaylorGLO search on {DATASET} ({DEMO_SUBSET_FRACTION:.0%} of the training data) "
-        f"/ {MODEL}: {generations} generations x {population} candidates, {budget_epochs} "
-        f"epochs each, trained {parallel_candidates} at a time"
+        f"1/2 TaylorGLO search on {DEMO_DATASET} ({DEMO_SUBSET_FRACTION:.0%} of the training "
+        f"data) / {DEMO_MODEL}: {generations} generations x {population} candidates, "
+        f"{budget_epochs} epochs each on seeds {task.seeds[0]}..{task.seeds[-1]}, trained "
+        f"{parallel_candidates} at a time"
+        + (
+            f"; the best {reevaluate_top} then re-evaluated on {reevaluate_seeds} fresh seeds"
+            if reevaluate_top
+            else ""
+        )
     )
     tuner = TaylorGLOSearch(
-        SearchTask(
-            DATASET, MODEL, epochs=budget_epochs, seed=seed, subset_fraction=DEMO_SUBSET_FRACTION
-        ),
+        task,
         generations=generations,
         population_size=population,
         seed=seed,
+        reevaluate_top=reevaluate_top,
+        reevaluate_seeds=reevaluate_seeds,
         parallel_candidates=parallel_candidates,
         directory=search_dir,
     )
@@ -114,45 +206,89 @@ def demo(
     summarize_search(search_dir)
     best_loss = search_dir / "best_loss.json"
 
-    click.echo(f"\n2/2 Full training, {epochs} epochs, seeds 0..{seeds - 1}")
-    runs: dict[str, list] = {"cross_entropy": [], "taylor_glo (searched)": []}
-    for label, loss in (("cross_entropy", "cross_entropy"), ("taylor_glo (searched)", best_loss)):
-        for k in range(seeds):
-            result = train_experiment(
-                DATASET,
-                MODEL,
-                str(loss),
-                epochs=epochs,
-                seed=k,
-                subset_fraction=DEMO_SUBSET_FRACTION,
-                output=output / label.split(" ")[0] / f"seed{k}",
-                verbose=0,
-            )
-            runs[label].append(result)
+    used = seeds_after(task, reevaluate_seeds if reevaluate_top else 0)
+    first = used[-1] + 1 if used else task.seeds[-1] + 1
+    comparison_seeds = list(range(first, first + seeds))
+    click.echo(
+        f"\n2/2 Full training, {epochs} epochs, seeds {comparison_seeds[0]}.."
+        f"{comparison_seeds[-1]} (disjoint from the search's {task.seeds[0]}.."
+        f"{(used or task.seeds)[-1]})"
+    )
+    arms = {"cross_entropy": "cross_entropy", "taylor_glo (searched)": str(best_loss)}
+    runs = {}
+    for label, loss in arms.items():
+        name = label.split(" ")[0]
+
+        def report(record, loaded, label=label):
             click.echo(
-                f"  {label:<22} seed {k}: test accuracy {result.test_accuracy:.4f} "
-                f"({result.seconds:.1f} s)"
+                f"  {label:<22} seed {record.seed}: test accuracy {record.test_accuracy:.4f} "
+                f"({record.seconds:.1f} s)"
             )
+
+        runs[label] = run_seeds(
+            functools.partial(
+                train_experiment,
+                DEMO_DATASET,
+                DEMO_MODEL,
+                loss,
+                epochs=epochs,
+                subset_fraction=DEMO_SUBSET_FRACTION,
+                verbose=0,
+            ),
+            comparison_seeds,
+            output / name,
+            on_result=report,
+        )
+    accuracy = {label: [r.test_accuracy for r in records] for label, records in runs.items()}
+    summaries = {label: summarize(values) for label, values in accuracy.items()}
+    test = welch_t_test(accuracy["taylor_glo (searched)"], accuracy["cross_entropy"])
     rows = [
         (
             label,
-            len(results),
-            _mean_std([r.test_accuracy for r in results]),
-            _mean_std([r.val_accuracy for r in results]),
-            f"{statistics.fmean(r.seconds for r in results):.1f}",
+            len(records),
+            str(summaries[label]),
+            str(summarize([r.val_accuracy for r in records])),
+            f"{statistics.fmean(r.seconds for r in records):.1f}",
         )
-        for label, results in runs.items()
+        for label, records in runs.items()
     ]
     figure = plot_comparison(
-        {label: _mean_history([r.history for r in results]) for label, results in runs.items()},
+        {label: _mean_history([r.history for r in records]) for label, records in runs.items()},
         output / "validation_accuracy.png",
         title=f"MNIST-1D ({DEMO_SUBSET_FRACTION:.0%} of the training data), MLP: "
         f"validation accuracy, mean of {seeds} seeds",
     )
     click.echo("\n" + format_table(("loss", "seeds", "test acc", "val acc", "seconds/run"), rows))
-    gain = statistics.fmean(r.test_accuracy for r in runs["taylor_glo (searched)"]) - (
-        statistics.fmean(r.test_accuracy for r in runs["cross_entropy"])
+    verdict = (
+        "significant at 0.05"
+        if test.p_value < 0.05
+        else "not significant at 0.05: within the seeds' noise"
     )
-    click.echo(f"\nSearched TaylorGLO minus cross-entropy, mean test accuracy: {gain:+.4f}")
+    click.echo(
+        f"\nSearched TaylorGLO minus cross-entropy, mean test accuracy: {test.difference:+.4f} "
+        f"(Welch's t-test over {seeds} seeds each: p = {test.p_value:.3g}, {verdict})"
+    )
     click.echo(f"Figures: {figure}, {search_dir / 'report'}/*.png")
     click.echo(f"Train with the searched loss: metaloss train --loss {best_loss}")
+
+    def arm(label):
+        return {
+            "mean": summaries[label].mean,
+            "std": summaries[label].std,
+            "values": accuracy[label],
+        }
+
+    result = {
+        "search_seed": seed,
+        "seeds": comparison_seeds,
+        "search_seeds": task.seeds,
+        "reevaluation_seeds": used,
+        "cross_entropy": arm("cross_entropy"),
+        "searched": arm("taylor_glo (searched)"),
+        "difference": test.difference,
+        "p_value": test.p_value,
+        "best_loss": str(best_loss),
+        "theta": list(tuner.best_loss().theta),
+    }
+    (output / "comparison.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result

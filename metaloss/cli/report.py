@@ -12,18 +12,37 @@ TOP_K = 5
 
 
 def top_table(record, k: int = TOP_K) -> str:
-    """The ``k`` best trials of a ``SearchRecord``: trial, generation (from 1), score, status."""
-    rows = [
-        (
-            t.trial_id,
+    """The ``k`` best trials of a ``SearchRecord``: trial, generation (from 1), score, status;
+    with a re-evaluation, each re-evaluated candidate's score on fresh seeds next to its search
+    score, and the crowned one marked."""
+    reevaluation = record.reevaluation or {}
+    fresh = {
+        e.get("trial_id"): e.get("mean")
+        for e in reevaluation.get("candidates") or []
+        if e.get("mean") is not None
+    }
+    crowned = reevaluation.get("best_trial_id") if reevaluation.get("complete") else None
+    trials = record.top(k)
+    if crowned is not None and crowned not in {t.trial_id for t in trials} and record.best:
+        trials.append(record.best)
+    rows = []
+    for t in trials:
+        row = [
+            t.trial_id + (" *" if t.trial_id == crowned else ""),
             None if t.generation is None else t.generation + 1,
             t.score,
-            t.status,
-            " ".join(f"{v:+.3g}" for v in t.values.values()),
-        )
-        for t in record.top(k)
-    ]
-    return format_table(("trial", "generation", "val acc", "status", "parameters"), rows)
+        ]
+        if fresh:
+            row.append(fresh.get(t.trial_id))
+        row += [t.status, " ".join(f"{v:+.3g}" for v in t.values.values())]
+        rows.append(tuple(row))
+    headers = ["trial", "generation", "val acc (search)" if fresh else "val acc"]
+    if fresh:
+        headers.append("fresh seeds")
+    table = format_table((*headers, "status", "parameters"), rows)
+    if crowned is not None:
+        table += "\n* crowned: the best score on fresh seeds (the search's score is biased up)"
+    return table
 
 
 @click.command()

@@ -39,9 +39,13 @@ _SAVED_AS = {
     "sigma0": (None, "sigma0"),
     "seed": (None, "seed"),
     "invariant": (None, "invariant"),
+    "rejected": (None, "rejected"),
     "objective": ("task", "objective"),
     "attack_eps": ("task", "attack_eps"),
     "attack_loss": ("task", "attack_loss"),
+    "fitness_seeds": ("task", "fitness_seeds"),
+    "reevaluate_top": (None, "reevaluate_top"),
+    "reevaluate_seeds": (None, "reevaluate_seeds"),
 }
 
 
@@ -134,7 +138,22 @@ def _trial_timeout(value: float | None) -> float | None:
     show_default=True,
     help="Reject candidates that break the TaylorGLO invariant before training them.",
 )
-@click.option("--sigma0", type=click.FloatRange(min=0, min_open=True), default=1.2)
+@click.option(
+    "--rejected",
+    type=click.Choice(["worst", "ranked"]),
+    default="worst",
+    show_default=True,
+    help="What CMA-ES is told of candidates the invariant rejects: the worst fitness (all tie, "
+    "the reference's rule), or worse than every trained candidate but ordered by how far "
+    "they break the invariant.",
+)
+@click.option(
+    "--sigma0",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.2,
+    help="CMA-ES initial step size in the TaylorGLO reference's units: theta_0..theta_7 start "
+    "with steps sigma0 x (1, 1, 1, 2, 6, 1, 2, 2).",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None)
@@ -191,6 +210,31 @@ def _trial_timeout(value: float | None) -> float | None:
     show_default=True,
     help="Whose input gradient the FGSM attack follows: cross-entropy, or each candidate's own "
     "loss (the paper's code; a loss can then score higher under attack than clean).",
+)
+@click.option(
+    "--fitness-seeds",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Train every candidate on this many seeds (each its own split, data order and "
+    "initial weights) and score it by the mean validation accuracy; a seed that diverges "
+    "scores 0. With --parallel-candidates K, K x R replicas train together.",
+)
+@click.option(
+    "--reevaluate-top",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="When the search ends, retrain its k best distinct candidates on --reevaluate-seeds "
+    "fresh seeds and crown the best re-evaluated mean (writes reevaluation.json). 0: crown "
+    "the best search score.",
+)
+@click.option(
+    "--reevaluate-seeds",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Seeds of the re-evaluation: the ones after the search's own.",
 )
 @click.option("--jit/--no-jit", default=None, help="XLA-compile the train steps.")
 @click.option(
@@ -280,6 +324,7 @@ def search(
             objective=options["objective"],
             attack_eps=options["attack_eps"],
             attack_loss=options["attack_loss"],
+            fitness_seeds=options["fitness_seeds"],
         )
         tuner = TaylorGLOSearch(
             task,
@@ -288,6 +333,9 @@ def search(
             sigma0=options["sigma0"],
             seed=options["seed"],
             invariant=options["invariant"],
+            rejected=options["rejected"],
+            reevaluate_top=options["reevaluate_top"],
+            reevaluate_seeds=options["reevaluate_seeds"],
             tensorboard=tensorboard,
             parallel_candidates=parallel_candidates,
             directory=directory,
@@ -305,6 +353,17 @@ def search(
         + (
             f"; a trial silent for {tuner.trial_timeout:g} s is served again"
             if tuner.trial_timeout
+            else ""
+        )
+        + (
+            f"; fitness: mean of {task.fitness_seeds} seeds ({task.seed}..{task.seeds[-1]})"
+            if task.fitness_seeds > 1
+            else ""
+        )
+        + (
+            f"; the best {options['reevaluate_top']} re-evaluated on "
+            f"{options['reevaluate_seeds']} fresh seeds"
+            if options["reevaluate_top"]
             else ""
         )
         + (

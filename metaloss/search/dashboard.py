@@ -96,6 +96,7 @@ def write_trial_summary(
     status: str,
     score: float | None,
     epochs: int = 0,
+    seed_scores: Mapping[int, float] | None = None,
 ) -> None:
     """Writes one trial's hyperparameter values, status and final ``score`` to its run.
 
@@ -106,10 +107,15 @@ def write_trial_summary(
         status: one of :data:`STATUSES`.
         score: the final score, `None` for a trial that has none.
         epochs: the step the score is written at. Defaults to `0`.
+        seed_scores: ``{seed: score}`` of a candidate trained on several seeds, written as
+            ``score/seed_<s>`` beside the mean ``score`` (NaN ones skipped). Defaults to `None`.
     """
     writer = tf.summary.create_file_writer(str(log_dir))
     with writer.as_default():
         hparams_api.hparams({**values, "status": status}, trial_id=str(trial_id))
         if score is not None:
             tf.summary.scalar("score", float(score), step=epochs)
+        for seed, value in (seed_scores or {}).items():
+            if value == value:  # not NaN
+                tf.summary.scalar(f"score/seed_{seed}", float(value), step=epochs)
     writer.close()

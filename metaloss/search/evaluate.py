@@ -5,10 +5,24 @@ losses, so that a generation can be trained at once (``parallel_candidates``: th
 candidates become the replicas of one :class:`~metaloss.training.PopulationTrainer`). Each
 candidate trains from the same initial weights on the same data order (common random
 numbers: fitness differences come from the losses, not from the draw), and its fitness is the
-validation accuracy after the partial budget. The early-abort rule of the TaylorGLO paper
-stops candidates that have not started learning (validation accuracy < 0.15 at epoch 10); a
-candidate whose loss or gradient becomes non-finite is reported as ``"diverged"``, never
-raised.
+validation accuracy after the partial budget.
+
+One partial run is a noisy measurement: on a small validation set its standard error
+(√(a(1−a)/n_val), about 0.024 for 400 examples) exceeds the differences between good
+candidates, so a search on one run selects lucky candidates. With ``fitness_seeds=R`` every
+candidate is trained R times, on seeds ``seed, seed+1, …, seed+R−1`` (each its own data split,
+data order and initial weights, shared by every candidate: still common random numbers), and
+its fitness is the mean of the R validation accuracies,
+
+```
+fitness = (1/R) Σ_r a_r,     a_r = 0 for a replica that diverged,
+```
+
+so a loss that diverges on some seeds pays for it; a candidate fails only if all R diverge.
+
+The early-abort rule of the TaylorGLO paper acts on each replica: it stops candidates that
+have not started learning (validation accuracy < 0.15 at epoch 10); a candidate whose loss or
+gradient becomes non-finite is reported as ``"diverged"``, never raised.
 
 References:
     Gonzalez & Miikkulainen, *Optimizing Loss Functions Through Multivariate Taylor Polynomial
@@ -25,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from metaloss import data as data_module
 from metaloss import losses
@@ -71,7 +86,8 @@ class SearchTask:
             Defaults to `0.1`.
         subset_fraction: share of the rest used for training. Defaults to `1.0`.
         data_dir: where downloadable datasets' archives are. Defaults to `None`.
-        seed: the data split, data order and initial weights shared by every candidate.
+        seed: the data split, data order and initial weights shared by every candidate (with
+            ``fitness_seeds=R``, the first of the R seeds ``seed .. seed+R-1``).
             Defaults to `0`.
         abort_epoch: the epoch whose validation accuracy decides the early abort.
             Defaults to `10`; `None` disables the rule.
@@ -88,6 +104,8 @@ class SearchTask:
             attack, or `"own"`, the candidate's loss as in the paper's code. `"own"` can be
             gamed: a loss whose input gradient is uninformative or points toward the true class
             scores *higher* under attack than clean. Defaults to `"cross_entropy"`.
+        fitness_seeds: R, the seeds each candidate is trained on; its fitness is the mean of
+            their validation accuracies (0 for a replica that diverged). Defaults to `1`.
     """
 
     dataset: str = "mnist1d"
@@ -110,6 +128,7 @@ class SearchTask:
     objective: str = "accuracy"
     attack_eps: float = 0.1
     attack_loss: str = "cross_entropy"
+    fitness_seeds: int = 1
 
     def __post_init__(self) -> None:
         if self.objective not in _OBJECTIVES:
@@ -128,6 +147,7 @@ class SearchTask:
             object.__setattr__(self, "epochs", 5)
         _check_int("batch_size", self.batch_size, 1, optional=False)
         _check_int("seed", self.seed, 0, optional=False)
+        _check_int("fitness_seeds", self.fitness_seeds, 1, optional=False)
         _check_int("abort_epoch", self.abort_epoch, 1)
         if not 0.0 <= float(self.abort_threshold) <= 1.0:
             raise invalid_value("abort_threshold", "a number in [0, 1]", self.abort_threshold)
@@ -137,6 +157,15 @@ class SearchTask:
                 "a number in (0, 1): the search measures fitness on held-out data",
                 self.validation_split,
             )
+
+    @property
+    def seeds(self) -> list[int]:
+        """The seeds every candidate is trained on: ``seed .. seed + fitness_seeds - 1``."""
+        return [self.seed + r for r in range(self.fitness_seeds)]
+
+    def with_seed(self, seed: int) -> SearchTask:
+        """This task on the single seed ``seed`` (``fitness_seeds=1``)."""
+        return dataclasses.replace(self, seed=seed, fitness_seeds=1)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -168,12 +197,17 @@ class CandidateResult:
 
     Attributes:
         score: validation accuracy at the end of the partial budget (at the abort for aborted
-            candidates), on FGSM examples for ``objective="robust"``; NaN for a diverged
-            candidate.
-        status: ``"completed"``, ``"aborted"`` (early-abort rule) or ``"diverged"``.
+            candidates), on FGSM examples for ``objective="robust"``; with several fitness
+            seeds, the mean over them (0 for a diverged replica); NaN for a diverged candidate.
+        status: ``"completed"``, ``"aborted"`` (early-abort rule: every replica that did not
+            diverge was aborted) or ``"diverged"`` (every replica diverged).
         message: a sentence about the status.
-        history: per-epoch ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``.
-        epochs: epochs trained. steps: optimizer steps taken. seconds: wall time.
+        history: per-epoch ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy`` (with
+            several seeds, each epoch's mean over the replicas that trained it).
+        epochs: epochs trained (the longest replica). steps: optimizer steps taken (all
+            replicas). seconds: wall time (all replicas).
+        seeds: the seeds trained on. seed_scores: each seed's score (NaN where it diverged).
+        seed_statuses: each seed's status.
     """
 
     score: float
@@ -183,6 +217,9 @@ class CandidateResult:
     epochs: int = 0
     steps: int = 0
     seconds: float = 0.0
+    seeds: list[int] = field(default_factory=list)
+    seed_scores: list[float] = field(default_factory=list)
+    seed_statuses: list[str] = field(default_factory=list)
 
 
 class EarlyAbort(keras.callbacks.Callback):
@@ -262,7 +299,76 @@ def _candidate_result(task, fit, abort, robust_score, seconds) -> CandidateResul
     )
 
 
+def _seed_log_dir(log_dir: Path | None, task: SearchTask, seed: int) -> Path | None:
+    """One TensorBoard run per seed (``seed_<s>`` under the trial's) when there are several."""
+    if log_dir is None or task.fitness_seeds == 1:
+        return log_dir
+    return log_dir / f"seed_{seed}"
+
+
+def _mean_history(histories: list[dict]) -> dict[str, list[float]]:
+    keys = sorted({key for history in histories for key in history})
+    mean = {}
+    for key in keys:
+        series = [h[key] for h in histories if key in h]
+        length = max(len(values) for values in series)
+        mean[key] = [
+            float(np.mean([values[i] for values in series if len(values) > i]))
+            for i in range(length)
+        ]
+    return mean
+
+
+def _combined(task: SearchTask, results: list[CandidateResult]) -> CandidateResult:
+    """One candidate's result from its replicas' (one per fitness seed): the mean score, a
+    diverged replica counting 0; diverged only if every replica diverged."""
+    seeds = task.seeds
+    statuses = [r.status for r in results]
+    seed_scores = [r.score for r in results]
+    common = {
+        "epochs": max(r.epochs for r in results),
+        "steps": sum(r.steps for r in results),
+        "seconds": sum(r.seconds for r in results),
+        "seeds": seeds,
+        "seed_scores": seed_scores,
+        "seed_statuses": statuses,
+    }
+    if len(results) == 1:
+        return dataclasses.replace(results[0], **common)
+    history = _mean_history([r.history for r in results if r.status != "diverged"])
+    diverged = statuses.count("diverged")
+    if diverged == len(results):
+        message = f"all {len(results)} seeds diverged; seed {seeds[0]}: {results[0].message}"
+        return CandidateResult(math.nan, "diverged", message, history, **common)
+    score = float(
+        np.mean(
+            [0.0 if st == "diverged" else sc for st, sc in zip(statuses, seed_scores, strict=True)]
+        )
+    )
+    status = "completed" if "completed" in statuses else "aborted"
+    shown = ", ".join(
+        "diverged" if st == "diverged" else f"{sc:.4f}"
+        for st, sc in zip(statuses, seed_scores, strict=True)
+    )
+    message = f"mean of {len(results)} seeds ({shown})"
+    if diverged:
+        message += f"; {diverged} of {len(results)} diverged, scored 0"
+    if status == "aborted":
+        message += f"; {results[statuses.index('aborted')].message}"
+    return CandidateResult(score, status, message, history, **common)
+
+
 def _evaluate_one(task: SearchTask, loss, log_dir: Path | None, extra: list) -> CandidateResult:
+    return _combined(
+        task,
+        [
+            _evaluate_run(task.with_seed(seed), loss, _seed_log_dir(log_dir, task, seed), extra)
+            for seed in task.seeds
+        ],
+    )
+
+
+def _evaluate_run(task: SearchTask, loss, log_dir: Path | None, extra: list) -> CandidateResult:
     start = time.perf_counter()
     data, network, optimizer = _setup(task)
     trainer = Trainer(network, loss, optimizer, jit_compile=task.jit_compile)
@@ -288,31 +394,54 @@ def _evaluate_one(task: SearchTask, loss, log_dir: Path | None, extra: list) -> 
 
 
 def _evaluate_together(task: SearchTask, losses_, log_dirs, extras) -> list[CandidateResult]:
-    """Trains the candidates as one population (one compiled step for all of them)."""
+    """Trains the candidates as one population (one compiled step for all of them): with R
+    fitness seeds, K × R replicas, replica ``k·R + r`` being candidate k on seed r's stream."""
     start = time.perf_counter()
-    data, network, optimizer = _setup(task)
-    trainer = PopulationTrainer(network, losses_, optimizer, jit_compile=task.jit_compile)
-    per_replica = [_callbacks(task, log_dir) for log_dir in log_dirs]
+    seeds = task.seeds
+    tasks = [task.with_seed(seed) for seed in seeds]
+    setups = [_setup(t) for t in tasks]  # each seeds, then builds its data and initial weights
+    data, network, optimizer = setups[0]
+    several = len(seeds) > 1
+    replicas = [(k, r) for k in range(len(losses_)) for r in range(len(seeds))]
+    trainer = PopulationTrainer(
+        network,
+        [losses_[k] for k, _ in replicas],
+        optimizer,
+        # Each seed's own initial weights and normalization statistics (its split's).
+        replica_models=[setups[r][1] for _, r in replicas] if several else None,
+        streams=[r for _, r in replicas] if several else None,
+        jit_compile=task.jit_compile,
+    )
+    per_replica = [
+        _callbacks(tasks[r], _seed_log_dir(log_dirs[k], task, seeds[r])) for k, r in replicas
+    ]
+    datasets = [setup[0] for setup in setups]
     fits = trainer.fit(
-        data.train,
+        [d.train for d in datasets] if several else data.train,
         epochs=task.epochs,
         steps=task.steps,
-        validation=data.validation,
+        validation=[d.validation for d in datasets] if several else data.validation,
         callbacks=[
-            [*callbacks, *extra] for (callbacks, _), extra in zip(per_replica, extras, strict=True)
+            [*callbacks, *extras[k]]
+            for (callbacks, _), (k, _) in zip(per_replica, replicas, strict=True)
         ],
         verbose=0,
     )
     seconds = (time.perf_counter() - start) / len(losses_)  # the group's time, shared
-    results = [
+    runs = [
         _candidate_result(
-            task,
+            tasks[r],
             fit,
             abort,
-            lambda k=k: _robust_score(task, trainer.replica_model(k), losses_[k], data),
-            seconds,
+            lambda i=i, k=k, r=r: _robust_score(
+                tasks[r], trainer.replica_model(i), losses_[k], datasets[r]
+            ),
+            seconds / len(seeds),
         )
-        for k, (fit, (_, abort)) in enumerate(zip(fits, per_replica, strict=True))
+        for i, ((k, r), fit, (_, abort)) in enumerate(zip(replicas, fits, per_replica, strict=True))
+    ]
+    results = [
+        _combined(task, runs[k * len(seeds) : (k + 1) * len(seeds)]) for k in range(len(losses_))
     ]
     keras.backend.clear_session(free_memory=False)
     return results
@@ -349,12 +478,14 @@ def evaluate_candidates(
         log_dirs: one TensorBoard directory per candidate (or `None` for no logging).
             Defaults to `None`.
         parallel_candidates: train up to this many candidates at once, as the replicas of one
-            :class:`~metaloss.training.PopulationTrainer` (one compiled step for the group,
-            one shared data stream); ``1`` trains them one after another. The results agree
+            :class:`~metaloss.training.PopulationTrainer` (one compiled step for the group;
+            with ``task.fitness_seeds=R``, K × R replicas on R data streams); ``1`` trains
+            them one after another. The results agree
             with sequential training to float round-off; ``seconds`` is then the group's wall
             time divided by its size. Defaults to `1`.
         callbacks: one list of extra Keras callbacks per candidate, driven by that candidate's
-            epochs (a search's heartbeat, for instance). Defaults to `None`.
+            epochs (a search's heartbeat, for instance; with several fitness seeds, by each of
+            its replicas' epochs). Defaults to `None`.
 
     Returns:
         One :class:`CandidateResult` per candidate, in order. Diverged candidates come back

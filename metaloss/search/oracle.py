@@ -3,17 +3,21 @@
 The oracle asks CMA-ES for a generation of candidates, serves them to trials (to one tuner or
 to many running in parallel), answers ``IDLE`` while a generation waits for its last trials,
 and tells CMA-ES the generation's fitness once every trial of it has ended, in whatever order
-they end. Candidates that a ``prefilter`` rejects (TaylorGLO's invariant) get the worst fitness
-without being trained. Everything that evolves, the pickled CMA-ES included, lives in
-``get_state()``, so a search killed at any moment resumes where it stopped. With a
-``trial_timeout``, a trial whose worker went silent (killed mid-trial) is abandoned and its
-candidate served again, instead of the generation waiting for it for ever.
+they end. Candidates that a ``prefilter`` rejects (TaylorGLO's invariant) are not trained: they
+get the worst fitness (``rejected="worst"``, the reference's rule) or fitness values worse than
+every trained candidate's but ranked by how far they break the prefilter's condition
+(``rejected="ranked"``), so that CMA-ES learns which way lies the feasible side. Everything that
+evolves, the pickled CMA-ES included, lives in ``get_state()``, so a search killed at any moment
+resumes where it stopped. With a ``trial_timeout``, a trial whose worker went silent (killed
+mid-trial) is abandoned and its candidate served again, instead of the generation waiting for it
+for ever.
 
 References:
     Hansen, *The CMA Evolution Strategy: A Tutorial*, arXiv:1604.00772.
     Gonzalez & Miikkulainen, *Optimizing Loss Functions Through Multivariate Taylor Polynomial
     Parameterization*, arXiv:2002.00059.
     keras-team/keras-tuner issue #915 (a dead worker's trial stalls the chief).
+    CMA-ES/pycma issue #229 (bounds bias the samples and the mean).
 """
 
 from __future__ import annotations
@@ -41,14 +45,30 @@ from metaloss.search._pycma import (
 )
 from metaloss.search._trial_timeout import TrialClock, abandon_silent_trials
 
-__all__ = ["DEFAULT_SIGMA0", "FAILED_FITNESS", "HEARTBEAT_METRIC", "CMAESOracle"]
+__all__ = [
+    "DEFAULT_REJECTED",
+    "DEFAULT_SIGMA0",
+    "FAILED_FITNESS",
+    "FAR_BOUND_STEPS",
+    "HEARTBEAT_METRIC",
+    "REJECTED_RULES",
+    "CMAESOracle",
+]
 
 #: The metric a tuner reports every epoch to say a trial is alive (not a result).
 HEARTBEAT_METRIC = "metaloss_heartbeat"
 
 DEFAULT_SIGMA0 = 1.2
-#: The fitness (minimised) of failed, invalid and rejected candidates.
+#: The fitness (minimised) of failed and invalid candidates, and of rejected ones under "worst".
 FAILED_FITNESS = math.inf
+#: What CMA-ES is told of rejected candidates: "worst" (the reference's rule: all tie at
+#: :data:`FAILED_FITNESS`) or "ranked" (ordered by their violation, see ``CMAESOracle``).
+REJECTED_RULES = ("worst", "ranked")
+DEFAULT_REJECTED = "worst"
+#: A parameter whose range reaches at least this many initial step sizes either side of the
+#: initial mean is searched without pycma bounds (they would never bite, and near a bound pycma's
+#: transformation biases the samples and the mean: pycma issue #229).
+FAR_BOUND_STEPS = 100.0
 # A guard against a prefilter that rejects every candidate of every generation.
 _MAX_REJECTED_GENERATIONS = 1000
 
@@ -71,13 +91,32 @@ class CMAESOracle(keras_tuner.Oracle):
         generations: CMA-ES generations at most. Defaults to `None` (no limit).
         population_size: candidates per generation. Defaults to `None` (pycma's
             ``4 + ⌊3 ln N⌋`` for ``N`` parameters).
-        sigma0: initial step size, in the parameters' own units; a sequence gives one per
-            parameter. Defaults to `1.2` (the TaylorGLO paper's).
+        sigma0: initial step size; a sequence gives one per parameter. Parameter i starts
+            with the step ``σ_i = sigma0_i · sigma_scale_i``. Defaults to `1.2` (the TaylorGLO
+            reference's, in its units: see :data:`~metaloss.search.spaces.REFERENCE_SCALE`).
+        sigma_scale: per-parameter multipliers of ``sigma0``, a sequence or a ``{name: scale}``
+            mapping (:class:`~metaloss.search.TaylorGLOSpace`'s ``sigma_scale``), given to
+            pycma as ``CMA_stds``. Defaults to `None` (all 1: ``sigma0`` in the parameters'
+            own units).
         mean: initial mean, a sequence or a ``{name: value}`` mapping. Defaults to `None`
             (zero, or the middle of a range that excludes zero).
         prefilter: ``prefilter(values) -> bool`` decides from a candidate's ``{name: value}``
-            whether it is worth training; rejected candidates get the worst fitness without
-            a trial. Defaults to `None` (train every candidate).
+            whether it is worth training; rejected candidates get a fitness without a trial.
+            A prefilter with a method ``violation(values) -> float`` (e.g.
+            :class:`~metaloss.search.TaylorGLOInvariant`) is asked that instead: ``<= 0`` keeps
+            the candidate, a positive value rejects it and says by how much. Defaults to
+            `None` (train every candidate).
+        rejected: the fitness of rejected candidates. ``"worst"`` (the reference's rule): all
+            get :data:`FAILED_FITNESS` and tie. ``"ranked"``: a rejected candidate with a
+            violation ``v > 0`` gets ``c + v``, with ``c = max(1, f_max + 1)`` and ``f_max`` the
+            highest finite fitness trained in its generation (``c = 1`` for ``val_accuracy``,
+            whose fitness ``-accuracy`` lies in [-1, 0]): worse than every trained candidate,
+            ordered by violation, so CMA-ES moves towards the feasible side. Either way, trained
+            candidates that failed or diverged (and rejected ones without a violation, from a
+            bool prefilter or outside the ranges) get :data:`FAILED_FITNESS`: under "ranked"
+            the order is trained < rejected (by violation) < failed. A resumed search keeps
+            the rule it was saved with (``"worst"`` for a search saved before this option).
+            Defaults to :data:`DEFAULT_REJECTED` (``"worst"``).
         seed: seeds CMA-ES; the same seed gives the same candidates, and ``0`` is a seed like
             any other. Defaults to `None` (a random seed, drawn once and then saved).
         max_retries_per_trial: as in KerasTuner. Defaults to `0`.
@@ -92,6 +131,13 @@ class CMAESOracle(keras_tuner.Oracle):
             ignored. A :class:`~metaloss.search.TaylorGLOSearch` worker reports after every
             epoch, so make it longer than the longest epoch. Defaults to `None` (wait for ever,
             as KerasTuner does: keras-team/keras-tuner issue #915).
+
+    The ``hp.Float`` ranges are hard limits. A parameter whose range reaches within
+    :data:`FAR_BOUND_STEPS` (100) initial steps ``σ_i`` of the initial mean is kept inside it
+    by pycma's bounds (``BoundTransform``); one whose range is wider is searched unbounded,
+    as the TaylorGLO reference searches, since near a bound pycma's transformation biases the
+    samples and pulls the mean (pycma issue #229). A candidate that nonetheless leaves such a
+    range is rejected (fitness :data:`FAILED_FITNESS`, not trained).
 
     Example:
 
@@ -113,8 +159,10 @@ class CMAESOracle(keras_tuner.Oracle):
         generations: int | None = None,
         population_size: int | None = None,
         sigma0: float | Sequence[float] = DEFAULT_SIGMA0,
+        sigma_scale: Sequence[float] | Mapping[str, float] | None = None,
         mean: Sequence[float] | Mapping[str, float] | None = None,
         prefilter: Callable[[dict], bool] | None = None,
+        rejected: str = DEFAULT_REJECTED,
         seed: int | None = None,
         allow_new_entries: bool = True,
         tune_new_entries: bool = True,
@@ -136,8 +184,24 @@ class CMAESOracle(keras_tuner.Oracle):
             raise invalid_value("sigma0", "a positive number or a sequence of them", sigma0)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
             raise invalid_value("seed", "a non-negative integer or None", seed)
+        if sigma_scale is not None:
+            entries = sigma_scale.values() if isinstance(sigma_scale, Mapping) else sigma_scale
+            try:
+                scales = [float(v) for v in entries]
+            except (TypeError, ValueError):
+                scales = []
+            if not scales or not all(0 < v < math.inf for v in scales):
+                raise invalid_value(
+                    "sigma_scale",
+                    "positive finite numbers, a sequence or a {name: scale} mapping, or None",
+                    sigma_scale,
+                )
         if prefilter is not None and not callable(prefilter):
             raise invalid_value("prefilter", "a callable values -> bool, or None", prefilter)
+        if rejected not in REJECTED_RULES:
+            raise invalid_value(
+                "rejected", f"one of {', '.join(map(repr, REJECTED_RULES))}", rejected
+            )
         search_seed = seed if seed is not None else int(np.random.SeedSequence().entropy % 2**31)
         # KerasTuner (like pycma) treats a seed of 0 as "random": hand it a derived one.
         super().__init__(
@@ -153,8 +217,11 @@ class CMAESOracle(keras_tuner.Oracle):
         self.generations = generations
         self.population_size = population_size
         self.sigma0 = sigma0
+        self.sigma_scale = sigma_scale
         self.mean = mean
         self.prefilter = prefilter
+        #: The rule for rejected candidates' fitness (``"worst"`` or ``"ranked"``).
+        self.rejected = rejected
         self.search_seed = search_seed
         self._clock = TrialClock(trial_timeout)
         self.trial_timeout = self._clock.timeout
@@ -168,6 +235,7 @@ class CMAESOracle(keras_tuner.Oracle):
         self._candidates: list[list[float]] | None = None
         self._assigned: list[str | None] = []  # trial id, "rejected", or None (not yet served)
         self._fitness: list[float | None] = []
+        self._violations: list[float | None] = []  # of rejected candidates, when known
         self._history: list[dict] = []
         self._crashed: set[str] = set()
         self._rejected_generations_in_a_row = 0
@@ -181,12 +249,16 @@ class CMAESOracle(keras_tuner.Oracle):
         sigmas = np.atleast_1d(np.asarray(self.sigma0, dtype=np.float64))
         if sigmas.size not in (1, len(searched)):
             raise invalid_value("sigma0", f"one number or {len(searched)} numbers", self.sigma0)
+        scales = self._scales()
+        steps = sigmas * scales  # σ_i = sigma0_i · sigma_scale_i
+        mean = initial_mean(searched, self.mean)
+        # pycma bounds only where they could bite (see the class docstring).
+        near = [
+            min(m - hp.min_value, hp.max_value - m) < FAR_BOUND_STEPS * step
+            for hp, m, step in zip(searched, mean, steps, strict=True)
+        ]
         options = {
             "seed": derived_seed(self.search_seed, 0, 1),
-            "bounds": [
-                [float(hp.min_value) for hp in searched],
-                [float(hp.max_value) for hp in searched],
-            ],
             "randn": global_randn,
             # Validation accuracies tie often (small validation sets, chance-level starts):
             # pycma's flat-fitness and fitness-tolerance stops would end a search early.
@@ -197,16 +269,42 @@ class CMAESOracle(keras_tuner.Oracle):
             "verb_log": 0,
             "verb_disp": 0,
         }
+        if any(near):
+            options["bounds"] = [
+                [float(hp.min_value) if n else None for hp, n in zip(searched, near, strict=True)],
+                [float(hp.max_value) if n else None for hp, n in zip(searched, near, strict=True)],
+            ]
         if self.population_size is not None:
             options["popsize"] = self.population_size
+        # A scalar sigma0 stays pycma's σ (so the history's "sigma" is in sigma0's units).
         if sigmas.size > 1:
-            options["CMA_stds"] = list(sigmas)
+            options["CMA_stds"] = list(steps)
+        elif self.sigma_scale is not None:
+            options["CMA_stds"] = list(scales)
         with GlobalNumpySeed(options["seed"]):
             self._es = cma.CMAEvolutionStrategy(
-                initial_mean(searched, self.mean),
-                1.0 if sigmas.size > 1 else float(sigmas[0]),
-                options,
+                mean, 1.0 if sigmas.size > 1 else float(sigmas[0]), options
             )
+
+    def _scales(self) -> np.ndarray:
+        """``sigma_scale`` in the order of the searched parameters (all 1 when `None`)."""
+        if self.sigma_scale is None:
+            return np.ones(len(self._names))
+        if isinstance(self.sigma_scale, Mapping):
+            missing = sorted(set(self._names) - set(self.sigma_scale))
+            if missing:
+                raise invalid_value(
+                    "sigma_scale", f"a scale for every parameter {self._names}", self.sigma_scale
+                )
+            return np.array([float(self.sigma_scale[name]) for name in self._names])
+        scales = np.asarray(self.sigma_scale, dtype=np.float64)
+        if scales.shape != (len(self._names),):
+            raise invalid_value(
+                "sigma_scale",
+                f"{len(self._names)} numbers, one per {self._names}",
+                self.sigma_scale,
+            )
+        return scales
 
     # Generations ----------------------------------------------------------------------------
 
@@ -216,6 +314,7 @@ class CMAESOracle(keras_tuner.Oracle):
         self._candidates = [[float(v) for v in x] for x in candidates]
         self._assigned = [None] * len(self._candidates)
         self._fitness = [None] * len(self._candidates)
+        self._violations = [None] * len(self._candidates)
 
     def _values(self, index: int) -> dict:
         values = dict(zip(self._names, self._candidates[index], strict=True))
@@ -224,13 +323,47 @@ class CMAESOracle(keras_tuner.Oracle):
                 values[hp.name] = hp.value
         return values
 
+    def _screen(self, values: dict) -> tuple[bool, float | None]:
+        """``(keep, violation)``: whether to train a candidate and, if rejected, by how much it
+        breaks the prefilter's condition (`None` when unknown)."""
+        for hp in self.hyperparameters.space:
+            if hp.name in self._names and not hp.min_value <= values[hp.name] <= hp.max_value:
+                return False, None  # outside an unbounded range (see the class docstring)
+        if self.prefilter is None:
+            return True, None
+        measure = getattr(self.prefilter, "violation", None)
+        if not callable(measure):
+            return bool(self.prefilter(values)), None
+        violation = float(measure(values))
+        if violation <= 0.0:
+            return True, None
+        return False, violation if math.isfinite(violation) else None
+
+    def _told_fitness(self) -> list[float]:
+        """The generation's fitness as CMA-ES is told it (see ``rejected``)."""
+        if self.rejected != "ranked":
+            return list(self._fitness)
+        trained = [
+            f
+            for f, who in zip(self._fitness, self._assigned, strict=True)
+            if who != "rejected" and math.isfinite(f)
+        ]
+        ceiling = max(1.0, max(trained) + 1.0) if trained else 1.0
+        return [
+            ceiling + v if who == "rejected" and v is not None else f
+            for f, v, who in zip(self._fitness, self._violations, self._assigned, strict=True)
+        ]
+
     def _maybe_tell(self) -> None:
         """Tells CMA-ES the generation once every candidate has a fitness."""
         if self._candidates is None or any(f is None for f in self._fitness):
             return
         with GlobalNumpySeed(derived_seed(self.search_seed, 1, self._generation)):
-            self._es.tell([np.asarray(x) for x in self._candidates], list(self._fitness))
-        finite = [f for f in self._fitness if math.isfinite(f)]
+            self._es.tell([np.asarray(x) for x in self._candidates], self._told_fitness())
+        trained = [
+            f for f, who in zip(self._fitness, self._assigned, strict=True) if who != "rejected"
+        ]
+        finite = [f for f in trained if math.isfinite(f)]
         rejected = self._assigned.count("rejected")
         abandoned = self._clock.in_generation(self._generation)
         self._history.append(
@@ -238,10 +371,15 @@ class CMAESOracle(keras_tuner.Oracle):
                 "generation": self._generation,
                 "names": list(self._names),
                 "candidates": self._candidates,
-                "fitness": [f if math.isfinite(f) else None for f in self._fitness],
+                # Trained candidates' fitness; None for rejected, failed and diverged ones.
+                "fitness": [
+                    f if who != "rejected" and math.isfinite(f) else None
+                    for f, who in zip(self._fitness, self._assigned, strict=True)
+                ],
                 "trial_ids": self._assigned,
+                "violations": self._violations,
                 "rejected": rejected,
-                "failed": len(self._fitness) - len(finite) - rejected,
+                "failed": len(trained) - len(finite),
                 "abandoned": len(abandoned),
                 "abandoned_trial_ids": abandoned,
                 "best_fitness": min(finite) if finite else None,
@@ -280,9 +418,11 @@ class CMAESOracle(keras_tuner.Oracle):
                 return {"status": _Status.IDLE, "values": None}
             index = self._assigned.index(None)
             values = self._values(index)
-            if self.prefilter is not None and not self.prefilter(values):
+            keep, violation = self._screen(values)
+            if not keep:
                 self._assigned[index] = "rejected"
-                self._fitness[index] = FAILED_FITNESS
+                self._fitness[index] = FAILED_FITNESS  # told as "rejected" says: _told_fitness
+                self._violations[index] = violation
                 self._maybe_tell()
                 continue
             self._assigned[index] = trial_id
@@ -432,6 +572,8 @@ class CMAESOracle(keras_tuner.Oracle):
             "fitness": [
                 None if f is None else (f if math.isfinite(f) else "inf") for f in self._fitness
             ],
+            "violations": self._violations,
+            "rejected": self.rejected,
             "history": self._history,
             "crashed": sorted(self._crashed),
             "rejected_generations_in_a_row": self._rejected_generations_in_a_row,
@@ -454,6 +596,9 @@ class CMAESOracle(keras_tuner.Oracle):
             None if f is None else (FAILED_FITNESS if f == "inf" else float(f))
             for f in saved["fitness"]
         ]
+        # A state saved before violations were kept: rejected candidates were told the worst.
+        self._violations = list(saved.get("violations") or [None] * len(self._assigned))
+        self.rejected = saved.get("rejected", "worst")
         self._history = list(saved["history"])
         self._crashed = set(saved["crashed"])
         self._rejected_generations_in_a_row = saved["rejected_generations_in_a_row"]

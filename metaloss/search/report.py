@@ -163,6 +163,52 @@ def _top_section(top: list[TrialRecord]) -> list[str]:
     return lines + _table(headers, rows)
 
 
+def _reevaluation_section(record: SearchRecord) -> list[str]:
+    """The best candidates' search scores next to their scores on fresh seeds."""
+    state = record.reevaluation
+    if not state:
+        return []
+    entries = state.get("candidates") or []
+    seeds = state.get("seeds") or []
+    lines = [
+        "## Re-evaluation on fresh seeds",
+        "",
+        f"The {len(entries)} best distinct candidates, retrained on seeds "
+        f"{', '.join(map(str, seeds))} (the search never used them); the crowned loss is the "
+        "best re-evaluated mean. The search's own score of a winner is biased upward (it was "
+        "selected for being high): the gap between the two columns is that winner's curse.",
+        "",
+    ]
+    rows = [
+        (
+            rank,
+            entry.get("trial_id"),
+            _score(entry.get("search_score")),
+            ", ".join(_score(v) for v in entry.get("scores") or []) or "-",
+            _score(entry.get("mean")),
+            "crowned" if entry.get("trial_id") == state.get("best_trial_id") else "",
+        )
+        for rank, entry in enumerate(entries, start=1)
+    ]
+    headers = ("search rank", "trial", "search score", "fresh seeds", "re-evaluated", "")
+    lines += _table(headers, rows)
+    gaps = [
+        e["search_score"] - e["mean"]
+        for e in entries
+        if e.get("mean") is not None and e.get("search_score") is not None
+    ]
+    if gaps:
+        lines += [
+            "",
+            f"Search score minus re-evaluated score, mean over these candidates: "
+            f"{sum(gaps) / len(gaps):+.4f}.",
+        ]
+    if not state.get("complete"):
+        done = len(state.get("seeds_done") or [])
+        lines += ["", f"Unfinished: {done} of {len(seeds)} seeds done (resume the search)."]
+    return lines
+
+
 def _candidate_file(record: SearchRecord, trial: TrialRecord) -> Path:
     return record.directory / TRIALS_DIR / f"trial_{trial.trial_id}" / CANDIDATE_FILE
 
@@ -180,6 +226,15 @@ def _best_section(record: SearchRecord, figure: str | None) -> list[str]:
         lines.append(
             f"Best score {_score(best.score)} (trial {best.trial_id}{where}): {_fitness(record)}."
         )
+        crowned = [
+            e
+            for e in (record.reevaluation or {}).get("candidates") or []
+            if e.get("trial_id") == best.trial_id and e.get("mean") is not None
+        ]
+        if crowned and (record.reevaluation or {}).get("complete"):
+            lines[-1] += (
+                f" Crowned by its re-evaluated score {_score(crowned[0]['mean'])} on fresh seeds."
+            )
     lines.append("")
     task = record.settings.get("task") or {}
     if record.best_loss is not None:
@@ -289,6 +344,8 @@ def write_report(directory: str | os.PathLike, output: str | os.PathLike | None 
         *_generations_section(record, FITNESS_FIGURE),
         "",
         *_top_section(record.top(TOP_K)),
+        "",
+        *_reevaluation_section(record),
         "",
         *_best_section(record, LOSS_SHAPE_FIGURE),
     ]

@@ -26,6 +26,7 @@ BEST_LOSS_FILE = "best_loss.json"
 TRIALS_DIR = "trials"
 ORACLE_FILE = "oracle.json"
 CANDIDATE_FILE = "candidate.json"
+REEVALUATION_FILE = "reevaluation.json"
 TRIAL_FILE = "trial.json"
 #: Statuses of trials that trained to a score (an aborted trial is scored at its abort).
 SCORED_STATUSES = ("completed", "aborted")
@@ -47,6 +48,8 @@ class TrialRecord:
             (``"running"``, ``"failed"``, ...).
         message: a sentence about the status (empty when there is none).
         seconds: training wall time; `None` when unknown.
+        seed_scores: ``{seed: score}`` of a candidate scored on several fitness seeds (its
+            ``score`` is their mean, a diverged seed counting 0); empty otherwise.
     """
 
     trial_id: str
@@ -56,6 +59,7 @@ class TrialRecord:
     status: str
     message: str = ""
     seconds: float | None = None
+    seed_scores: dict[int, float] = field(default_factory=dict)
 
     @property
     def scored(self) -> bool:
@@ -80,6 +84,8 @@ class SearchRecord:
         in_flight: the generation still in flight, ``{"generation", "candidates", "served",
             "rejected"}``, or `None`.
         best_loss: the path of ``best_loss.json``, or `None` when it was not written (yet).
+        reevaluation: ``reevaluation.json`` (the best candidates retrained on fresh seeds),
+            or `None` when the search has none.
     """
 
     directory: Path
@@ -89,13 +95,20 @@ class SearchRecord:
     rejected: int = 0
     in_flight: dict | None = None
     best_loss: Path | None = None
+    reevaluation: dict | None = None
 
     @property
     def best(self) -> TrialRecord | None:
-        """The best scored (completed or aborted) trial, or `None` when none trained.
+        """The crowned trial: the re-evaluation's winner once a re-evaluation is complete,
+        else the best scored (completed or aborted) trial; `None` when none trained.
 
         Ties go to the earliest trial, as KerasTuner's ``get_best_trials`` breaks them.
         """
+        reevaluation = self.reevaluation or {}
+        if reevaluation.get("complete"):
+            for trial in self.trials:
+                if trial.trial_id == reevaluation.get("best_trial_id"):
+                    return trial
         top = self.top(1)
         return top[0] if top else None
 
@@ -176,12 +189,16 @@ def _read_trial(
         status = str(candidate.get("status") or "unknown")
         message = candidate.get("message") or ""
         seconds = candidate.get("seconds")
+        seed_scores = dict(
+            zip(candidate.get("seeds") or [], candidate.get("seed_scores") or [], strict=False)
+        )
     else:
         values = ((trial.get("hyperparameters") or {}).get("values")) or {}
         score = _as_float(trial.get("score"))
         status = str(trial.get("status") or "unknown").lower()
         message = trial.get("message") or ""
         seconds = None
+        seed_scores = {}
     if trial_id in abandoned:  # a late worker's candidate.json is not this trial's result
         status, score, seconds = "abandoned", math.nan, None
         message = str((trial or {}).get("message") or "abandoned: its worker went silent")
@@ -193,6 +210,11 @@ def _read_trial(
         status=status,
         message=str(message),
         seconds=None if seconds is None else float(seconds),
+        seed_scores={
+            int(seed): _as_float(score)
+            for seed, score in seed_scores.items()
+            if len(seed_scores) > 1
+        },
     )
 
 
@@ -265,4 +287,5 @@ def read_search(directory: str | os.PathLike) -> SearchRecord:
         rejected=rejected,
         in_flight=in_flight,
         best_loss=best_loss if best_loss.is_file() else None,
+        reevaluation=_read_json(directory / REEVALUATION_FILE),
     )

@@ -7,25 +7,42 @@ search; :class:`~metaloss.search.TaylorGLOSearch` then builds each trial's loss 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 
 import keras
 import keras_tuner
 
 from metaloss import losses
 from metaloss.analysis.decomposition import taylorglo_invariant
+from metaloss.losses._base import invalid_value
 from metaloss.losses.taylor_glo import NUM_PARAMETERS
 
 __all__ = [
     "DEFAULT_THETA_BOUND",
+    "REFERENCE_SCALE",
     "LossSpace",
     "TaylorGLOInvariant",
     "TaylorGLOSpace",
     "theta_names",
 ]
 
-#: θ_i ranges over [-bound, bound]: far outside what CMA-ES with σ0 = 1.2 visits from zero.
-DEFAULT_THETA_BOUND = 10.0
+#: θ_i ranges over [-bound, bound], a formality (``hp.Float`` needs limits): the reference search
+#: has no bounds, and its shipped example has θ4 ≈ 47.2. At 10⁴ the range lies more than a
+#: thousand initial step sizes (σ0 = 1.2 times :data:`REFERENCE_SCALE`) from zero, so
+#: :class:`~metaloss.search.CMAESOracle` searches it without pycma bounds (see its docstring).
+DEFAULT_THETA_BOUND = 1e4
+
+#: The reference search's per-parameter step-size multipliers, in the paper's θ0..θ7.
+#:
+#: The TaylorGLO reference code (Lossferatu) runs CMA-ES with σ0 = 1.2 on a vector without the
+#: Taylor factorials, whereas the paper's polynomial (the convention of
+#: :class:`metaloss.losses.TaylorGLO`) writes ½θ3, ⅙θ4, ½θ6 and ½θ7. A step σ0 on the reference's
+#: coefficient c_i is a step ``σ_i = σ0 · f_i`` on ``θ_i = f_i · c_i``, with the factorials
+#: ``f = (1, 1, 1, 2, 6, 1, 2, 2)``: the reference's initial distribution is
+#: ``θ_i ~ N(0, (1.2 · f_i)²)``. (Gonzalez & Miikkulainen, *Optimizing Loss Functions Through
+#: Multivariate Taylor Polynomial Parameterization*, arXiv:2002.00059.)
+REFERENCE_SCALE = (1.0, 1.0, 1.0, 2.0, 6.0, 1.0, 2.0, 2.0)
 
 
 def theta_names() -> list[str]:
@@ -36,9 +53,24 @@ def theta_names() -> list[str]:
 class TaylorGLOSpace(keras_tuner.HyperModel):
     """TaylorGLO's θ0..θ7 as ``hp.Float("theta_i", -bound, bound)``; ``build`` gives the loss.
 
+    The space searches at the reference's scale: :attr:`sigma_scale` tells
+    :class:`~metaloss.search.CMAESOracle` (through :class:`~metaloss.search.TaylorGLOSearch`)
+    to take initial steps ``σ_i = sigma0 · scale_i`` on θ_i, so that ``sigma0`` keeps the
+    reference's units (σ0 = 1.2 on its factorial-free vector: see :data:`REFERENCE_SCALE`).
+
     Args:
-        bound: each θ_i lies in ``[-bound, bound]``. Defaults to `10.0`.
+        bound: each θ_i lies in ``[-bound, bound]``. Defaults to `1e4`
+            (:data:`DEFAULT_THETA_BOUND`: so far that CMA-ES runs without bounds, as the
+            reference search does; a bound within 100 initial step sizes of zero is enforced
+            with pycma's bounds instead).
+        scale: the 8 per-parameter multipliers of ``sigma0``. Defaults to
+            :data:`REFERENCE_SCALE`, ``(1, 1, 1, 2, 6, 1, 2, 2)``; ``(1,) * 8`` steps every θ_i
+            by ``sigma0`` alike.
         from_logits: passed to the loss. Defaults to `True` (metaloss models output logits).
+
+    Attributes:
+        sigma_scale: ``{"theta_i": scale_i}``, read by :class:`~metaloss.search.TaylorGLOSearch`
+            for the oracle's ``sigma_scale``.
 
     Example:
 
@@ -49,14 +81,29 @@ class TaylorGLOSpace(keras_tuner.HyperModel):
     (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     """
 
-    def __init__(self, bound: float = DEFAULT_THETA_BOUND, *, from_logits: bool = True) -> None:
-        if isinstance(bound, bool) or not isinstance(bound, int | float) or not bound > 0:
-            raise ValueError(
-                "Invalid value for argument `bound`. Expected a positive number. "
-                f"Received: bound={bound!r}"
-            )
+    def __init__(
+        self,
+        bound: float = DEFAULT_THETA_BOUND,
+        *,
+        scale: Sequence[float] = REFERENCE_SCALE,
+        from_logits: bool = True,
+    ) -> None:
+        if (
+            isinstance(bound, bool)
+            or not isinstance(bound, int | float)
+            or not 0 < bound < math.inf
+        ):
+            raise invalid_value("bound", "a positive finite number", bound)
+        try:
+            scales = tuple(float(v) for v in scale)
+        except (TypeError, ValueError):
+            scales = ()
+        if len(scales) != NUM_PARAMETERS or not all(0 < v < math.inf for v in scales):
+            raise invalid_value("scale", f"{NUM_PARAMETERS} positive finite numbers", scale)
         super().__init__(name="taylor_glo")
         self.bound = float(bound)
+        self.scale = scales
+        self.sigma_scale = dict(zip(theta_names(), scales, strict=True))
         self.from_logits = from_logits
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.losses.Loss:
@@ -141,7 +188,10 @@ class LossSpace(keras_tuner.HyperModel):
 class TaylorGLOInvariant:
     """The search's pre-filter: keeps a θ candidate iff it satisfies the TaylorGLO invariant.
 
-    See :func:`metaloss.analysis.decomposition.taylorglo_invariant`.
+    See :func:`metaloss.analysis.decomposition.taylorglo_invariant`. Calling it answers keep or
+    reject; :meth:`violation` says by how much a candidate breaks the invariant, which
+    :class:`~metaloss.search.CMAESOracle` uses (``rejected="ranked"``) to rank rejected
+    candidates.
 
     Args:
         num_classes: the task's number of classes.
@@ -152,3 +202,12 @@ class TaylorGLOInvariant:
 
     def __call__(self, values: Mapping[str, float]) -> bool:
         return taylorglo_invariant(TaylorGLOSpace.theta(values), self.num_classes).holds
+
+    def violation(self, values: Mapping[str, float]) -> float:
+        """How far the candidate breaks the invariant: ``max(0, -margin)``.
+
+        ``0`` when the invariant holds (``margin ≥ 0``: keep), else the positive shortfall
+        ``-margin`` of the target's pull against the non-targets' push.
+        """
+        margin = taylorglo_invariant(TaylorGLOSpace.theta(values), self.num_classes).margin
+        return max(0.0, -margin)

@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import shutil
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,8 +47,16 @@ from metaloss.search._chief import guard_chief_calls
 from metaloss.search._files import write_json_atomically
 from metaloss.search.dashboard import write_hparams_config, write_trial_summary
 from metaloss.search.evaluate import SearchTask, evaluate_candidates
-from metaloss.search.oracle import DEFAULT_SIGMA0, HEARTBEAT_METRIC, CMAESOracle
+from metaloss.search.oracle import DEFAULT_REJECTED, DEFAULT_SIGMA0, HEARTBEAT_METRIC, CMAESOracle
 from metaloss.search.progress import SearchProgress
+from metaloss.search.reevaluation import (
+    REEVALUATION_FILE,
+    distinct_best,
+    read_reevaluation,
+    reevaluate,
+    seeds_after,
+)
+from metaloss.search.results import read_search
 from metaloss.search.spaces import TaylorGLOInvariant, TaylorGLOSpace
 
 __all__ = [
@@ -77,15 +87,35 @@ class TaylorGLOSearch(keras_tuner.Tuner):
         generations: CMA-ES generations. Defaults to `None` (give it, or ``max_trials``).
         population_size: candidates per generation. Defaults to `None` (pycma's 4 + 3 ln N).
         max_trials: trained trials at most. Defaults to `None`.
-        sigma0: CMA-ES initial step size. Defaults to `1.2`.
+        sigma0: CMA-ES initial step size, in the TaylorGLO reference's units: the space's
+            ``sigma_scale`` (when it has one) multiplies it per parameter, so that
+            :class:`~metaloss.search.TaylorGLOSpace` starts θ_i with the step
+            ``sigma0 · (1, 1, 1, 2, 6, 1, 2, 2)_i``
+            (:data:`~metaloss.search.spaces.REFERENCE_SCALE`). Defaults to `1.2` (the
+            reference's).
         seed: seeds CMA-ES (the same seed gives the same candidates; 0 is an ordinary seed).
             Defaults to `None` (random).
         invariant: reject TaylorGLO candidates that break the invariant before training.
             Defaults to `True` (used only with the TaylorGLO space).
+        rejected: what CMA-ES is told of candidates the invariant rejects: ``"worst"`` (the
+            reference's rule, all tie) or ``"ranked"`` (worse than every trained candidate,
+            ordered by how far they break the invariant; see
+            :class:`~metaloss.search.CMAESOracle`). A resumed search keeps its saved rule.
+            Defaults to :data:`~metaloss.search.oracle.DEFAULT_REJECTED` (``"worst"``).
         hypermodel: the loss space: a hypermodel whose ``build(hp)`` returns a loss.
             Defaults to `None` (:class:`~metaloss.search.TaylorGLOSpace`).
         oracle: a KerasTuner oracle replacing the CMA-ES one built from the arguments above.
             Its objective must be ``val_accuracy`` (max). Defaults to `None`.
+        fitness_seeds: R, the seeds every candidate is trained on (``SearchTask``'s
+            ``fitness_seeds``, which this overrides when given): its score is the mean of its
+            R validation accuracies, the per-seed ones kept in ``candidate.json``, the trial's
+            metrics and TensorBoard. Defaults to `None` (the task's, 1 unless set there).
+        reevaluate_top: when the search ends, retrain its k best distinct candidates on
+            ``reevaluate_seeds`` fresh seeds (disjoint from the search's) and crown the best
+            re-evaluated mean as :meth:`best_loss`; writes ``reevaluation.json``. Defaults to
+            `0` (crown the best search score).
+        reevaluate_seeds: M, the seeds of the re-evaluation: ``seed + R .. seed + R + M - 1``
+            for a task on seeds ``seed .. seed + R - 1``. Defaults to `3`.
         tensorboard: write TensorBoard scalars and HParams summaries. Defaults to `True`.
         parallel_candidates: train up to this many candidates at once in one compiled program
             (:func:`~metaloss.search.evaluate_candidates`'s ``parallel_candidates``); fitness
@@ -124,8 +154,12 @@ class TaylorGLOSearch(keras_tuner.Tuner):
         sigma0: float | Sequence[float] = DEFAULT_SIGMA0,
         seed: int | None = None,
         invariant: bool = True,
+        rejected: str = DEFAULT_REJECTED,
         hypermodel: keras_tuner.HyperModel | None = None,
         oracle: keras_tuner.Oracle | None = None,
+        fitness_seeds: int | None = None,
+        reevaluate_top: int = 0,
+        reevaluate_seeds: int = 3,
         tensorboard: bool = True,
         parallel_candidates: int = 1,
         directory: str | Path | None = None,
@@ -147,6 +181,17 @@ class TaylorGLOSearch(keras_tuner.Tuner):
                 "Invalid value for argument `parallel_candidates`. Expected an integer >= 1. "
                 f"Received: parallel_candidates={parallel_candidates!r}"
             )
+        if fitness_seeds is not None:
+            task = dataclasses.replace(task, fitness_seeds=fitness_seeds)
+        for name, value, minimum in (
+            ("reevaluate_top", reevaluate_top, 0),
+            ("reevaluate_seeds", reevaluate_seeds, 1),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(
+                    f"Invalid value for argument `{name}`. Expected an integer >= {minimum}. "
+                    f"Received: {name}={value!r}"
+                )
         num_classes = catalog.check_name(task.dataset).num_classes
         hypermodel = TaylorGLOSpace() if hypermodel is None else hypermodel
         if oracle is None:
@@ -162,17 +207,21 @@ class TaylorGLOSearch(keras_tuner.Tuner):
                 generations=generations,
                 population_size=population_size,
                 sigma0=sigma0,
+                sigma_scale=getattr(hypermodel, "sigma_scale", None),
                 seed=seed,
                 prefilter=TaylorGLOInvariant(num_classes) if use_invariant else None,
+                rejected=rejected,
                 max_consecutive_failed_trials=kwargs.pop("max_consecutive_failed_trials", 3),
                 trial_timeout=trial_timeout,
             )
         self.task = task
+        self.reevaluate_top = reevaluate_top
+        self.reevaluate_seeds = reevaluate_seeds
         self.parallel_candidates = parallel_candidates
         self.search_directory = Path(directory if directory is not None else ".")
         self.tensorboard = tensorboard
         if overwrite:
-            for name in (LOG_DIR, BEST_LOSS_FILE, SEARCH_FILE):
+            for name in (LOG_DIR, BEST_LOSS_FILE, SEARCH_FILE, REEVALUATION_FILE):
                 path = self.search_directory / name
                 shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
         kwargs.setdefault("project_name", TRIALS_DIR)
@@ -202,8 +251,12 @@ class TaylorGLOSearch(keras_tuner.Tuner):
             "sigma0": sigma0,
             "seed": getattr(oracle, "search_seed", seed),
             "invariant": bool(invariant and isinstance(hypermodel, TaylorGLOSpace)),
+            "rejected": getattr(oracle, "rejected", rejected),
             "num_classes": num_classes,
             "parallel_candidates": parallel_candidates,
+            "fitness_seeds": task.fitness_seeds,
+            "reevaluate_top": reevaluate_top,
+            "reevaluate_seeds": reevaluate_seeds,
         }
         if not self._is_worker():
             write_json_atomically(self.search_directory / SEARCH_FILE, self.settings)
@@ -226,9 +279,11 @@ class TaylorGLOSearch(keras_tuner.Tuner):
             super().search()
         else:
             self._search_in_groups()
-        if not self._is_worker() and self._best_completed() is not None:
-            self.save_best_loss()
         self._progress.close()
+        if not self._is_worker() and self._best_completed() is not None:
+            if self.reevaluate_top:
+                self._reevaluate(verbose)
+            self.save_best_loss()
 
     def on_search_begin(self) -> None:
         super().on_search_begin()
@@ -335,10 +390,23 @@ class TaylorGLOSearch(keras_tuner.Tuner):
                 status=result.status,
                 score=None if result.status == "diverged" else result.score,
                 epochs=result.epochs,
+                seed_scores=(
+                    dict(zip(result.seeds, result.seed_scores, strict=True))
+                    if len(result.seeds) > 1
+                    else None
+                ),
             )
         if result.status == "diverged":
             raise keras_tuner.errors.FailedTrialError(f"candidate diverged: {result.message}")
-        return {OBJECTIVE.name: result.score}
+        metrics = {OBJECTIVE.name: result.score}
+        if len(result.seeds) > 1:  # each seed's score, kept in the trial beside the mean
+            metrics.update(
+                {
+                    f"{OBJECTIVE.name}_seed_{seed}": 0.0 if math.isnan(score) else score
+                    for seed, score in zip(result.seeds, result.seed_scores, strict=True)
+                }
+            )
+        return metrics
 
     def on_trial_end(self, trial) -> None:
         super().on_trial_end(trial)
@@ -364,13 +432,55 @@ class TaylorGLOSearch(keras_tuner.Tuner):
             return best[0]
         return None
 
+    def _reevaluate(self, verbose: int) -> dict:
+        """Retrains the best distinct candidates on fresh seeds (see ``reevaluate_top``)."""
+        record = read_search(self.search_directory)
+        top = distinct_best(record.trials, self.reevaluate_top)
+        candidates = []
+        for trial in top:
+            saved = self._candidate(trial.trial_id) or {}
+            candidates.append(
+                {
+                    "trial_id": trial.trial_id,
+                    "values": trial.values,
+                    "loss": saved.get("loss"),
+                    "search_score": trial.score,
+                    "search_seed_scores": saved.get("seed_scores", []),
+                }
+            )
+        seeds = seeds_after(self.task, self.reevaluate_seeds)
+        if verbose:
+            print(
+                f"Re-evaluating the {len(candidates)} best candidates on {len(seeds)} fresh "
+                f"seeds ({seeds[0]}..{seeds[-1]})",
+                file=self._progress.stream if self._progress else sys.stdout,
+                flush=True,
+            )
+        return reevaluate(
+            self.search_directory,
+            self.task,
+            candidates,
+            lambda c: self.hypermodel.build(self.oracle.trials[c["trial_id"]].hyperparameters),
+            seeds=seeds,
+            parallel_candidates=self.parallel_candidates,
+        )
+
+    def _crowned_trial(self):
+        """The re-evaluation's winner when a complete one is on disk, else the best trial."""
+        state = read_reevaluation(self.search_directory)
+        if state and state.get("complete") and state.get("best_trial_id") in self.oracle.trials:
+            return self.oracle.trials[state["best_trial_id"]]
+        return self._best_completed()
+
     def best_loss(self) -> keras.losses.Loss:
-        """The best candidate's loss (a ``TaylorGLO`` for the default space).
+        """The best candidate's loss (a ``TaylorGLO`` for the default space): the best
+        re-evaluated candidate after a re-evaluation (``reevaluate_top``), else the best
+        search score.
 
         Raises:
             RuntimeError: when no trial has completed (e.g. every candidate diverged).
         """
-        best = self._best_completed()
+        best = self._crowned_trial()
         if best is None:
             raise RuntimeError(
                 "No trial has completed yet: there is no best loss "

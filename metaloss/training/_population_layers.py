@@ -13,7 +13,8 @@ that keeps the replicas independent:
   CPU kernel for the filter gradient of a grouped convolution fails on many builds).
 - layers without variables (activations, pooling, flatten, reshape, merges) and
   ``Normalization``, whose statistics are fixed: the replica axis folded into the batch axis,
-  ``(K·B, ...)``.
+  ``(K·B, ...)``; where the replicas' statistics differ (``replica_models`` built on different
+  data splits), ``(h - μ_k) / max(√σ²_k, ε)`` with the K statistics stacked.
 - ``Dropout``: one mask per batch for all replicas, the mask each replica would draw alone from
   the same seed.
 - any other layer with variables, trainable or not (batch normalization, also without centre
@@ -34,6 +35,7 @@ import itertools
 import math
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from metaloss.losses._base import invalid_value
@@ -113,17 +115,34 @@ class PopulationGraph:
         size: the number of replicas K.
         initial_weights: ``None`` (every replica starts from ``model``'s weights) or K lists of
             trainable-weight arrays in ``model.trainable_variables`` order.
+        replica_models: ``None``, or K models of ``model``'s architecture that the replicas
+            start from, weights, non-trainable state and normalization statistics alike
+            (replica k from ``replica_models[k]``, which :meth:`load_replica` then fills).
+            Excludes ``initial_weights``.
         convolutions: `"grouped"` (one grouped convolution whose groups are the replicas) or
             `"patches"` (the windows as strided slices, then one batched matmul), chosen by
             measurement (``tools/bench_population.py``): grouped without XLA, patches under
             XLA, which compiles grouped convolutions poorly on CPU.
     """
 
-    def __init__(self, model, size: int, initial_weights=None, *, convolutions="grouped"):
+    def __init__(
+        self,
+        model,
+        size: int,
+        initial_weights=None,
+        *,
+        convolutions="grouped",
+        replica_models=None,
+    ):
         self.model = model
         self.size = size
         self.convolutions = convolutions
         self._graph = _functional(model)
+        self.replica_models = self._check_replica_models(replica_models, initial_weights)
+        if self.replica_models is not None:
+            initial_weights = [
+                [v.numpy() for v in m.trainable_variables] for m in self.replica_models
+            ]
         templates = model.trainable_variables
         if initial_weights is None:
             initial_weights = [[v.numpy() for v in templates]] * size
@@ -138,9 +157,35 @@ class PopulationGraph:
             )
             self.trainable.append(variable)
             self._stacked[id(template)] = variable
+        # Normalization statistics that differ between the replicas, stacked on their axis.
+        self._statistics = {}
+        for index, layer in enumerate(self._layers()):
+            if type(layer) in _FIXED_STATE and self.replica_models is not None:
+                copies = [_functional(m).operations for m in self.replica_models]
+                copies = [
+                    [op for op in ops if isinstance(op, keras.layers.Layer)][index]
+                    for ops in copies
+                ]
+                mean = [keras.ops.convert_to_numpy(c.mean) for c in copies]
+                variance = [keras.ops.convert_to_numpy(c.variance) for c in copies]
+                if any((m != mean[0]).any() for m in mean) or any(
+                    (v != variance[0]).any() for v in variance
+                ):
+                    self._statistics[id(layer)] = (
+                        tf.constant(np.stack(mean), dtype=layer.compute_dtype),
+                        tf.constant(np.stack(variance), dtype=layer.compute_dtype),
+                    )
         # Per-replica copies of the state of layers that run unrolled (e.g. batch statistics).
         self._replica_state = {}
-        for layer in self._layers():
+        replica_layers = (
+            None
+            if self.replica_models is None
+            else [
+                [op for op in _functional(m).operations if isinstance(op, keras.layers.Layer)]
+                for m in self.replica_models
+            ]
+        )
+        for index, layer in enumerate(self._layers()):
             untracked = _untracked_variables(layer)
             if untracked:
                 raise invalid_value(
@@ -152,10 +197,31 @@ class PopulationGraph:
                     "share",
                 )
             if self._runs_unrolled(layer):
+                sources = (
+                    [layer] * size
+                    if replica_layers is None
+                    else [layers[index] for layers in replica_layers]
+                )
                 self._replica_state[id(layer)] = [
-                    [tf.Variable(v.value, trainable=False) for v in layer.non_trainable_variables]
-                    for _ in range(size)
+                    [tf.Variable(v.value, trainable=False) for v in source.non_trainable_variables]
+                    for source in sources
                 ]
+
+    def _check_replica_models(self, replica_models, initial_weights):
+        if replica_models is None:
+            return None
+        expected = (
+            f"{self.size} keras models of the template's architecture, and no initial_weights"
+        )
+        if initial_weights is not None or len(replica_models) != self.size:
+            raise invalid_value("replica_models", expected, replica_models)
+        shapes = [tuple(v.shape) for v in self.model.weights]
+        for model in replica_models:
+            if not isinstance(model, keras.Model) or [tuple(v.shape) for v in model.weights] != (
+                shapes
+            ):
+                raise invalid_value("replica_models", expected, model)
+        return list(replica_models)
 
     def _layers(self):
         return [op for op in self._graph.operations if isinstance(op, keras.layers.Layer)]
@@ -211,28 +277,39 @@ class PopulationGraph:
         return [v[index].numpy() for v in self.trainable]
 
     def load_replica(self, index: int) -> keras.Model:
-        """Writes replica ``index``'s weights (and state) into the template model; returns it."""
-        for template in self.model.trainable_variables:
-            template.assign(self._stacked[id(template)][index])
-        for layer in self._layers():
+        """Writes replica ``index``'s weights (and state) into the template model, or into
+        ``replica_models[index]`` when given (it holds the replica's own statistics); returns
+        that model."""
+        model = self.model if self.replica_models is None else self.replica_models[index]
+        for template, target in zip(
+            self.model.trainable_variables, model.trainable_variables, strict=True
+        ):
+            target.assign(self._stacked[id(template)][index])
+        layers = [op for op in _functional(model).operations if isinstance(op, keras.layers.Layer)]
+        for layer, target in zip(self._layers(), layers, strict=True):
             if id(layer) in self._replica_state:  # shared state (e.g. normalization) stays
                 states = self._replica_state[id(layer)][index]
-                for template, state in zip(layer.non_trainable_variables, states, strict=True):
-                    template.assign(state)
-        return self.model
+                for variable, state in zip(target.non_trainable_variables, states, strict=True):
+                    variable.assign(state)
+        return model
 
     # Forward ----------------------------------------------------------------------------------
 
-    def __call__(self, x, training: bool):
-        """Logits of every replica for the shared batch ``x``: shape ``(K, B, ...)``."""
-        stacked = _map_tensors(
-            lambda t: tf.broadcast_to(t[None], tf.concat([[self.size], tf.shape(t)], 0)), x
-        )
+    def __call__(self, x, training: bool, *, per_replica: bool = False):
+        """Logits of every replica for the shared batch ``x`` (or, with ``per_replica``, for
+        its own batch ``x[k]`` of ``x`` shaped ``(K, B, ...)``): shape ``(K, B, ...)``."""
+        stacked = x
+        if not per_replica:
+            stacked = _map_tensors(
+                lambda t: tf.broadcast_to(t[None], tf.concat([[self.size], tf.shape(t)], 0)), x
+            )
         return self._graph._run_through_graph(
             stacked, operation_fn=lambda op: self._operation(op, training)
         )
 
     def _operation(self, operation, training):
+        if id(operation) in self._statistics:
+            return lambda h: self._normalization(operation, h)
         if isinstance(operation, keras.layers.Layer) and self._is_plain_dense(operation):
             return lambda h: self._dense(operation, h)
         if isinstance(operation, keras.layers.Layer) and self._is_plain_convolution(operation):
@@ -242,6 +319,13 @@ class PopulationGraph:
         if isinstance(operation, keras.layers.Layer) and self._runs_unrolled(operation):
             return lambda *a, **kw: self._unrolled(operation, training, a, kw)
         return lambda *a, **kw: self._folded(operation, training, a, kw)
+
+    def _normalization(self, layer, h):
+        """``Normalization`` with each replica's statistics, as ``layer.call`` computes them."""
+        mean, variance = self._statistics[id(layer)]  # (K, 1, ..., C): broadcasts per replica
+        h = tf.cast(h, layer.compute_dtype)
+        scale = tf.maximum(tf.sqrt(variance), keras.backend.epsilon())
+        return mean + h * scale if layer.invert else (h - mean) / scale
 
     def _kernel_and_bias(self, layer):
         kernel = self._stacked[id(layer._kernel)]

@@ -16,6 +16,11 @@ optimizer: SGD, momentum, Adam, decoupled weight decay) keeps per-replica state 
 slices of its stacked slots. A replica whose loss or gradient turns non-finite is frozen at its
 last finite weights and reported ``"diverged"``; a replica stopped by its callbacks (the early
 abort of TaylorGLO) is frozen likewise; the others train on undisturbed.
+
+With ``streams``, the replicas read S data streams instead of one: replica k trains on stream
+``streams[k]`` (its own data order, split and augmentation) and is validated on that stream's
+validation set. A search scoring K candidates on R seeds trains K × R replicas this way, each
+candidate once per seed's stream, in one program.
 """
 
 from __future__ import annotations
@@ -74,6 +79,28 @@ def _check_optimizer(optimizer) -> keras.optimizers.Optimizer:
     return keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
 
 
+def _check_streams(streams, size: int) -> tuple[int, ...] | None:
+    if streams is None:
+        return None
+    expected = f"{size} integers, one per replica, covering 0 .. S-1 for S streams"
+    if isinstance(streams, str) or not isinstance(streams, Sequence) or len(streams) != size:
+        raise invalid_value("streams", expected, streams)
+    if any(isinstance(s, bool) or not isinstance(s, int | np.integer) for s in streams):
+        raise invalid_value("streams", expected, streams)
+    streams = tuple(int(s) for s in streams)
+    if set(streams) != set(range(max(streams) + 1)):
+        raise invalid_value("streams", expected, streams)
+    return streams
+
+
+def _stacked_batches(datasets: Sequence[tf.data.Dataset]) -> tf.data.Dataset:
+    """S datasets of ``(x, y)`` batches as one of ``(x, y)`` stacked on a leading stream axis."""
+    zipped = tf.data.Dataset.zip(tuple(datasets))
+    return zipped.map(
+        lambda *pairs: (tf.stack([x for x, _ in pairs]), tf.stack([y for _, y in pairs]))
+    )
+
+
 def _stacked_taylor_glo_theta(losses) -> np.ndarray | None:
     """θ of shape (K, 8) when every loss is a mean-reduced TaylorGLO on logits alike."""
     same = all(
@@ -101,6 +128,14 @@ class PopulationTrainer:
         jit_compile: XLA-compile the steps. Defaults to `None` (TensorFlow's default).
         run_eagerly: run steps eagerly, for debugging. Defaults to `False`.
         from_logits: passed to losses named by string. Defaults to `True`.
+        replica_models: K built models of ``model``'s architecture that the replicas start
+            from, normalization statistics and non-trainable state included (e.g. one model
+            per data split); :meth:`replica_model` then gives them back with the trained
+            weights. Excludes ``initial_weights``. Defaults to `None`.
+        streams: the data stream of each replica, K integers covering ``0 .. S-1``: ``fit``
+            and ``evaluate`` then take S datasets (one per stream, of equal batch shapes)
+            instead of one, and replica k sees stream ``streams[k]``. Defaults to `None` (one
+            stream shared by every replica).
 
     Example:
 
@@ -125,6 +160,8 @@ class PopulationTrainer:
         jit_compile: bool | None = None,
         run_eagerly: bool = False,
         from_logits: bool = True,
+        replica_models: Sequence[keras.Model] | None = None,
+        streams: Sequence[int] | None = None,
     ) -> None:
         if not isinstance(model, keras.Model):
             raise invalid_value("model", "a keras.Model", type(model).__name__)
@@ -142,11 +179,16 @@ class PopulationTrainer:
             raise invalid_value(
                 "initial_weights", f"{self.size} weight lists, one per replica", initial_weights
             )
+        self.streams = _check_streams(streams, self.size)
+        self._stream_index = (
+            None if self.streams is None else tf.constant(self.streams, dtype=tf.int32)
+        )
         self.model = model
         self.population = PopulationGraph(
             model,
             self.size,
             initial_weights,
+            replica_models=replica_models,
             convolutions=(
                 "grouped" if not jit_compile and grouped_convolutions_train() else "patches"
             ),
@@ -178,23 +220,43 @@ class PopulationTrainer:
     # Losses -----------------------------------------------------------------------------------
 
     def _replica_losses(self, y, logits):
-        """Each replica's mean loss over the batch: shape ``(K,)``."""
+        """Each replica's mean loss over the batch: shape ``(K,)``. ``y`` is shared, or
+        ``(K, B, ...)`` per replica with ``streams``."""
         if self._theta is not None:
-            labels = one_hot_labels(y, logits[0])[None]
+            if self.streams is None:
+                labels = one_hot_labels(y, logits[0])[None]
+            else:
+                labels = one_hot_labels(y, logits)
             theta = tf.transpose(self._theta)[:, :, None, None]  # θ_i broadcast as (K, 1, 1)
             values = taylor_glo(
                 labels, logits, tf.cast(theta, logits.dtype), from_logits=self.losses[0].from_logits
             )
             return tf.reduce_mean(tf.cast(values, tf.float32), axis=-1)
         # Keras losses reduce themselves; plain callables give per-sample values, averaged here.
-        values = [tf.cast(loss(y, logits[k]), tf.float32) for k, loss in enumerate(self.losses)]
+        values = [
+            tf.cast(loss(self._labels_of(y, k), logits[k]), tf.float32)
+            for k, loss in enumerate(self.losses)
+        ]
         return tf.stack([tf.reduce_mean(v) for v in values])
+
+    def _labels_of(self, y, index: int):
+        return y if self.streams is None else y[index]
+
+    def _forward(self, x, y, training: bool):
+        """Every replica's logits, and the labels as the losses take them (gathered per replica
+        from the streams when there are several)."""
+        if self.streams is not None:
+            x = tf.gather(x, self._stream_index)
+            y = tf.gather(y, self._stream_index)
+        return self.population(x, training=training, per_replica=self.streams is not None), y
 
     def _accumulate(self, losses, y, logits, mask):
         size = tf.cast(tf.shape(logits)[1], tf.float64)
-        correct = tf.equal(
-            tf.argmax(logits, axis=-1, output_type=tf.int32), _true_classes(y, logits[0])[None]
-        )
+        if self.streams is None:
+            classes = _true_classes(y, logits[0])[None]
+        else:
+            classes = tf.stack([_true_classes(y[k], logits[k]) for k in range(self.size)])
+        correct = tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), classes)
         correct = tf.reduce_sum(tf.cast(correct, tf.float64), axis=1)
         mask = tf.cast(mask, tf.float64)
         losses = tf.math.multiply_no_nan(tf.cast(losses, tf.float64), mask)
@@ -212,7 +274,7 @@ class PopulationTrainer:
         state = [self.population.replica_state(k) for k in range(self.size)]
         before = [[tf.identity(v) for v in replica] for replica in state]
         with tf.GradientTape() as tape:
-            logits = self.population(x, training=True)
+            logits, y = self._forward(x, y, training=True)
             losses = self._replica_losses(y, logits)
             total = tf.reduce_sum(tf.where(active, losses, tf.zeros_like(losses)))
         gradients = tape.gradient(total, variables)
@@ -256,7 +318,7 @@ class PopulationTrainer:
         self._accumulate(losses, y, logits, update)
 
     def _eval_step_fn(self, x, y):
-        logits = self.population(x, training=False)
+        logits, y = self._forward(x, y, training=False)
         losses = self._replica_losses(y, logits)
         self._accumulate(losses, y, logits, tf.ones([self.size], tf.bool))
 
@@ -274,12 +336,34 @@ class PopulationTrainer:
             for k in range(self.size)
         ]
 
-    def evaluate(self, data: tf.data.Dataset) -> list[dict[str, float]]:
-        """Each replica's mean loss and accuracy over a batched ``(x, y)`` dataset."""
+    def evaluate(self, data) -> list[dict[str, float]]:
+        """Each replica's mean loss and accuracy over a batched ``(x, y)`` dataset (with
+        ``streams``: a sequence of S datasets, replica k evaluated on its stream's)."""
+        return self._evaluate_stacked(self._one_dataset(data, "data"))
+
+    def _evaluate_stacked(self, data: tf.data.Dataset) -> list[dict[str, float]]:
         self._reset_totals()
         for x, y in data:
             self._eval_step(x, y)
         return self._read_totals()
+
+    def _one_dataset(self, data, argument: str):
+        """The S datasets of the streams stacked into one (``data`` itself without streams)."""
+        if self.streams is None or data is None:
+            return data
+        count = max(self.streams) + 1
+        if isinstance(data, tf.data.Dataset) or len(data) != count:
+            raise invalid_value(argument, f"{count} datasets, one per stream", data)
+        return _stacked_batches(list(data))
+
+    def _one_source(self, train):
+        if self.streams is None:
+            return source_of(train)
+        count = max(self.streams) + 1
+        if isinstance(train, tf.data.Dataset) or callable(train) or len(train) != count:
+            raise invalid_value("train", f"{count} training sources, one per stream", train)
+        sources = [source_of(t) for t in train]
+        return lambda epoch: _stacked_batches([s(epoch) for s in sources])
 
     def fit(
         self,
@@ -295,11 +379,12 @@ class PopulationTrainer:
 
         Args:
             train: the training batches of ``(x, y)``, shared by all replicas, as
-                :meth:`Trainer.fit` takes them (a dataset, or a callable of the epoch).
+                :meth:`Trainer.fit` takes them (a dataset, or a callable of the epoch); with
+                ``streams``, a sequence of S of them.
             epochs: number of epochs. Defaults to `None` (as many as ``steps`` needs).
             steps: optimizer steps. Defaults to `None`.
-            validation: evaluated for every replica at the end of every epoch.
-                Defaults to `None`.
+            validation: evaluated for every replica at the end of every epoch (with
+                ``streams``, a sequence of S datasets). Defaults to `None`.
             callbacks: K lists of Keras callbacks, list k driven by replica k's epoch logs
                 (``on_train_begin``, ``on_epoch_begin``, ``on_epoch_end``, ``on_train_end``).
                 Their ``model`` is a stand-in with ``index`` and ``stop_training``: setting
@@ -329,7 +414,8 @@ class PopulationTrainer:
         self._active.assign(tf.ones([self.size], tf.bool))
         self._diverged_at.assign(tf.fill([self.size], tf.constant(-1, tf.int64)))
         self._replica_steps.assign(tf.zeros([self.size], tf.int64))
-        source = source_of(train)
+        source = self._one_source(train)
+        validation = self._one_dataset(validation, "validation")
         self._trace(self._train_step, source(0))
         self._trace(self._eval_step, validation)
         run_steps, epoch = 0, 0
@@ -347,7 +433,7 @@ class PopulationTrainer:
                 self._train_step(x, y)
                 run_steps += 1
             train_logs = self._read_totals()
-            val_logs = self.evaluate(validation) if validation is not None else None
+            val_logs = self._evaluate_stacked(validation) if validation is not None else None
             diverged_at = self._diverged_at.numpy()
             epoch += 1
             for k in np.flatnonzero(running):
@@ -390,7 +476,9 @@ class PopulationTrainer:
 
     def _check_outputs(self, x) -> None:
         """Warns, once per run, for each probability loss about to be fed logits."""
-        logits = self.population(x, training=False)
+        if self.streams is not None:
+            x = tf.gather(x, self._stream_index)
+        logits = self.population(x, training=False, per_replica=self.streams is not None)
         for k, loss in enumerate(self.losses):
             warn_if_not_probabilities(loss, logits[k])
 
@@ -405,7 +493,8 @@ class PopulationTrainer:
         return self.population.replica_weights(index)
 
     def replica_model(self, index: int) -> keras.Model:
-        """The template model holding replica ``index``'s weights (the same object each call)."""
+        """The model holding replica ``index``'s weights: the template (the same object each
+        call), or ``replica_models[index]`` when they were given."""
         self._check_index(index)
         return self.population.load_replica(index)
 

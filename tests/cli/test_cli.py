@@ -3,6 +3,7 @@
 import json
 
 import keras
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -141,17 +142,51 @@ def _no_network(name, *args, **kwargs):
 def test_demo_searches_then_compares_over_seeds(tmp_path):
     result = invoke(
         "demo", "--output", tmp_path, "--generations", 1, "--population", 3,
-        "--budget-epochs", 1, "--epochs", 1, "--seeds", 2, "--verbose", 0,
+        "--budget-epochs", 1, "--epochs", 1, "--seeds", 2, "--fitness-seeds", 2,
+        "--reevaluate-top", 2, "--reevaluate-seeds", 1, "--verbose", 0,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "trained 3 at a time" in result.output  # a whole generation together by default
     best = tmp_path / "search" / "best_loss.json"
     assert best.is_file() and (tmp_path / "search" / "report" / "report.md").is_file()
+    assert (tmp_path / "search" / "reevaluation.json").is_file()
+    # Search seeds 0, 1; re-evaluation seed 2; the comparison on seeds 3 and 4.
     for label in ("cross_entropy", "taylor_glo"):
-        for seed in (0, 1):
+        for seed in (3, 4):
             assert (tmp_path / label / f"seed{seed}" / "results.json").is_file()
-    # The mean ± std comparison table and the gain line.
-    assert "cross_entropy          2" in result.output or "cross_entropy  2" in result.output
+    assert "seeds 3..4 (disjoint from the search's 0..2)" in result.output
+    # The mean ± std comparison table and the difference with its p-value.
     assert "±" in result.output and "minus cross-entropy" in result.output
+    assert "Welch's t-test over 2 seeds each: p = " in result.output
     assert f"metaloss train --loss {best}" in result.output
     assert (tmp_path / "validation_accuracy.png").is_file()
+
+
+@pytest.mark.slow
+def test_demo_json_is_one_object_on_stdout_with_welchs_p(tmp_path):
+    from scipy import stats
+
+    result = CliRunner().invoke(
+        main,
+        [str(a) for a in (
+            "demo", "--output", tmp_path, "--generations", 1, "--population", 8,
+            "--budget-epochs", 1, "--epochs", 1, "--seeds", 3, "--seed", 2,
+            "--reevaluate-top", 0, "--fitness-seeds", 1, "--json",
+        )],
+        catch_exceptions=False,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)  # progress went to stderr
+    assert "1/2 TaylorGLO search" in result.stderr
+    assert payload["search_seed"] == 2 and payload["seeds"] == [3, 4, 5]
+    for arm in ("cross_entropy", "searched"):
+        values = payload[arm]["values"]
+        assert len(values) == 3
+        assert payload[arm]["mean"] == pytest.approx(np.mean(values))
+        assert payload[arm]["std"] == pytest.approx(np.std(values, ddof=1))
+    searched, ce = payload["searched"]["values"], payload["cross_entropy"]["values"]
+    assert payload["difference"] == pytest.approx(np.mean(searched) - np.mean(ce))
+    if np.std(searched) + np.std(ce) > 0:
+        expected = stats.ttest_ind(searched, ce, equal_var=False).pvalue
+        assert payload["p_value"] == pytest.approx(expected, rel=1e-6)
+    assert json.loads((tmp_path / "comparison.json").read_text()) == payload

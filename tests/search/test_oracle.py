@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import cma
@@ -260,6 +261,43 @@ def test_per_parameter_sigma_and_mean_serve_other_losses(tmp_path):
     assert np.all((amplitudes >= 0) & (amplitudes <= 1))
 
 
+def test_only_ranges_within_reach_are_given_to_pycma_as_bounds(tmp_path):
+    hp = keras_tuner.HyperParameters()
+    hp.Float("near", -10.0, 10.0)  # 0.5 initial steps either side: pycma keeps samples inside
+    hp.Float("far", -1e4, 1e4)  # 500 steps: searched unbounded, samples undistorted
+    size = 400
+    oracle = CMAESOracle(
+        OBJECTIVE, hyperparameters=hp, generations=1, population_size=size, sigma0=20.0, seed=0
+    )
+    oracle._set_project_dir(str(tmp_path), "mixed")
+    answers = [oracle.populate_space(f"t{i}") for i in range(size)]
+    near = np.array([a["values"]["near"] for a in answers])
+    far = np.array([a["values"]["far"] for a in answers])
+    assert np.all(np.abs(near) <= 10.0) and near.std() < 10.0
+    # N(0, 20²): sample std within 4 standard errors (relative 1/sqrt(2(n - 1))).
+    assert far.std(ddof=1) == pytest.approx(20.0, rel=4 / math.sqrt(2 * (size - 1)))
+    assert abs(far.mean()) < 4 * 20.0 / math.sqrt(size)
+    bounds = oracle._es.boundary_handler
+    assert list(bounds.get_bounds("lower", 2)) == [-10.0, -math.inf]
+    assert list(bounds.get_bounds("upper", 2)) == [10.0, math.inf]
+
+
+def test_a_candidate_outside_an_unbounded_range_is_rejected(tmp_path, monkeypatch, told):
+    from metaloss.search import oracle as oracle_module
+
+    # Make ±10 count as far for sigma0 = 6, so that candidates do leave it.
+    monkeypatch.setattr(oracle_module, "FAR_BOUND_STEPS", 0.5)
+    oracle = make_oracle(tmp_path, generations=2, population_size=8, sigma0=6.0, rejected="ranked")
+    served = served_and_failed(oracle, sphere)
+    outside = [c for candidates, _ in told for c in candidates if any(abs(v) > 10.0 for v in c)]
+    assert outside and all(abs(v) <= 10.0 for values in served for v in values.values())
+    assert sum(g["rejected"] for g in oracle.history) == len(outside)
+    assert len(served) + len(outside) == 16
+    for candidates, fitness in told:  # no violation to rank them by: the worst fitness
+        for c, f in zip(candidates, fitness, strict=True):
+            assert (f == math.inf) == any(abs(v) > 10.0 for v in c)
+
+
 @pytest.mark.parametrize(
     ("argument", "value"),
     [
@@ -270,6 +308,10 @@ def test_per_parameter_sigma_and_mean_serve_other_losses(tmp_path):
         ("sigma0", [1.0, float("nan")]),
         ("seed", -3),
         ("prefilter", "invariant"),
+        ("sigma_scale", [1.0, -2.0]),
+        ("sigma_scale", {"a": math.inf}),
+        ("rejected", "best"),
+        ("rejected", None),
     ],
 )
 def test_bad_arguments_name_themselves(argument, value):
@@ -277,5 +319,227 @@ def test_bad_arguments_name_themselves(argument, value):
         CMAESOracle(**{argument: value})
 
 
+def test_a_bad_rejected_rule_says_what_was_expected_and_received():
+    with pytest.raises(ValueError) as error:
+        CMAESOracle(rejected="ignore")
+    assert str(error.value) == (
+        "Invalid value for argument `rejected`. Expected one of 'worst', 'ranked'. "
+        "Received: rejected='ignore'"
+    )
+
+
 def test_failed_fitness_is_worst():
     assert FAILED_FITNESS == math.inf
+
+
+# Rejected candidates: "worst" and "ranked" ----------------------------------------------------
+
+
+class NegativeA:
+    """Rejects a candidate whose ``a`` is negative; its violation is ``-a``."""
+
+    def __call__(self, values):
+        return values["a"] >= 0
+
+    def violation(self, values):
+        return max(0.0, -values["a"])
+
+
+@pytest.fixture
+def told(monkeypatch):
+    """Every (solutions, fitness) that CMA-ES is told, in order."""
+    calls = []
+    original = cma.CMAEvolutionStrategy.tell
+
+    def spy(self, solutions, function_values, *args, **kwargs):
+        calls.append(([list(map(float, x)) for x in solutions], list(function_values)))
+        return original(self, solutions, function_values, *args, **kwargs)
+
+    monkeypatch.setattr(cma.CMAEvolutionStrategy, "tell", spy)
+    return calls
+
+
+def served_and_failed(oracle, score, failing=()):
+    """Runs ``oracle``; trains each kept candidate to ``score(values)``, or fails the trials
+    whose serving index is in ``failing``. Returns the served values."""
+    served = []
+    while True:
+        trial = oracle.create_trial("t")
+        if trial.status == "STOPPED":
+            return served
+        values = dict(trial.hyperparameters.values)
+        if len(served) in failing:
+            finish(oracle, trial, status="FAILED")
+        else:
+            finish(oracle, trial, score(values))
+        served.append(values)
+
+
+@pytest.mark.parametrize("accuracy_like", [True, False])
+def test_ranked_tells_rejected_candidates_their_violation_above_every_trained(
+    tmp_path, told, accuracy_like
+):
+    # A val_accuracy-like fitness lies in [-1, 0]; the sphere's reaches far above 1.
+    score = (lambda v: -0.25 - 0.5 * abs(math.tanh(v["b"]))) if accuracy_like else sphere
+    oracle = make_oracle(
+        tmp_path, generations=3, population_size=6, prefilter=NegativeA(), rejected="ranked"
+    )
+    served = served_and_failed(oracle, score, failing={1})
+    assert len(told) == 3
+    failed = served[1]
+    for (candidates, fitness), generation in zip(told, oracle.history, strict=True):
+        kept = [c for c in candidates if c[0] >= 0]
+        trained = [
+            score(dict(zip(NAMES, c, strict=True))) for c in kept if c != list(failed.values())
+        ]
+        # By hand: c = max(1, highest trained fitness + 1); a rejected candidate is c + (-a).
+        ceiling = max(1.0, max(trained) + 1.0) if trained else 1.0
+        if accuracy_like:
+            assert ceiling == 1.0
+        expected = [
+            ceiling - c[0] if c[0] < 0 else (math.inf if c == list(failed.values()) else None)
+            for c in candidates
+        ]
+        for e, f, c in zip(expected, fitness, candidates, strict=True):
+            if e is None:
+                assert f == pytest.approx(score(dict(zip(NAMES, c, strict=True))), rel=1e-12)
+            else:
+                assert f == pytest.approx(e, rel=1e-12)
+        # Ordered as the docstring says: trained < rejected (by violation) < failed.
+        rejected = sorted((-c[0], f) for c, f in zip(candidates, fitness, strict=True) if c[0] < 0)
+        assert [f for _, f in rejected] == sorted(f for _, f in rejected)
+        finite_trained = [f for c, f in zip(candidates, fitness, strict=True) if c[0] >= 0]
+        finite_trained = [f for f in finite_trained if math.isfinite(f)]
+        if rejected and finite_trained:
+            assert max(finite_trained) < min(f for _, f in rejected)
+        # The history still shows rejected candidates as rejected, not as scores.
+        for value, who, c in zip(
+            generation["fitness"], generation["trial_ids"], candidates, strict=True
+        ):
+            assert (who == "rejected") == (c[0] < 0)
+            if who == "rejected":
+                assert value is None
+        assert generation["violations"] == [-c[0] if c[0] < 0 else None for c in candidates]
+        assert generation["rejected"] == sum(c[0] < 0 for c in candidates)
+    assert sum(g["rejected"] for g in oracle.history) > 0
+    assert sum(g["failed"] for g in oracle.history) == 1
+
+
+def test_worst_tells_rejected_candidates_the_worst_fitness(tmp_path, told):
+    oracle = make_oracle(tmp_path, generations=3, population_size=6, prefilter=NegativeA())
+    assert oracle.rejected == "worst"
+    served_and_failed(oracle, sphere)
+    rejected = 0
+    for candidates, fitness in told:
+        for c, f in zip(candidates, fitness, strict=True):
+            if c[0] < 0:
+                assert f == math.inf
+                rejected += 1
+            else:
+                assert f == pytest.approx(sphere(dict(zip(NAMES, c, strict=True))), rel=1e-12)
+    assert rejected > 0
+
+
+def test_a_bool_prefilter_gives_no_violation_so_ranked_tells_the_worst(tmp_path, told):
+    oracle = make_oracle(
+        tmp_path, generations=2, prefilter=lambda v: v["a"] >= 0, rejected="ranked"
+    )
+    served_and_failed(oracle, sphere)
+    fitness = [
+        f for candidates, fs in told for c, f in zip(candidates, fs, strict=True) if c[0] < 0
+    ]
+    assert fitness and all(f == math.inf for f in fitness)
+
+
+def test_ranked_moves_cmaes_towards_the_feasible_side(tmp_path):
+    class AboveFour:
+        def __call__(self, values):
+            return values["a"] >= 4.0
+
+        def violation(self, values):
+            return max(0.0, 4.0 - values["a"])
+
+    # From a = 0 with sigma0 = 1.2, a >= 4 is a 3.3-sigma event (~4 in 10,000 samples).
+    oracle = make_oracle(
+        tmp_path,
+        generations=15,
+        population_size=8,
+        prefilter=AboveFour(),
+        rejected="ranked",
+    )
+    served = served_and_failed(oracle, sphere)
+    assert served and all(v["a"] >= 4.0 for v in served)
+    first = np.mean([c[0] for c in oracle.history[0]["candidates"]])
+    last = np.mean([c[0] for c in oracle.history[-1]["candidates"]])
+    assert last > first + 2.0
+
+
+def serve_until(oracle, done) -> list[dict]:
+    """Serves candidates and trains them (``sphere``) until ``done(oracle)``; the values."""
+    served = []
+    while not done(oracle):
+        trial = oracle.create_trial("t")
+        assert trial.status == "RUNNING"
+        served.append(dict(trial.hyperparameters.values))
+        finish(oracle, trial, sphere(trial.hyperparameters.values))
+    return served
+
+
+def rejected_in_flight(oracle) -> bool:
+    """Whether the generation in flight has rejected candidates."""
+    return oracle.summary()["rejected"] > sum(g["rejected"] for g in oracle.history)
+
+
+@pytest.mark.parametrize("kill", ["generation boundary", "mid generation"])
+def test_ranked_search_resumes_to_the_same_candidates(tmp_path, kill):
+    def make(name, **kwargs):
+        kwargs.setdefault("rejected", "ranked")
+        return make_oracle(
+            tmp_path, name, generations=4, population_size=6, prefilter=NegativeA(), **kwargs
+        )
+
+    reference = run(make("reference"))
+
+    oracle = make("resumed")
+    running = None
+    if kill == "generation boundary":  # generation 2 told, generation 3 not asked yet
+        served = serve_until(oracle, lambda o: o.generation == 2)
+    else:  # generation 2 in flight: some of it rejected, one candidate running
+        served = serve_until(oracle, lambda o: o.generation >= 1 and rejected_in_flight(o))
+        running = oracle.create_trial("t")
+    saved = oracle.get_state()["cmaes"]
+    assert saved["rejected"] == "ranked"
+
+    fresh = make("resumed", rejected="worst")  # the saved rule wins, as the saved seed does
+    fresh.reload()
+    assert fresh.rejected == "ranked"
+    restored = fresh.get_state()["cmaes"]
+    assert {**saved, "strategy": None} == {**restored, "strategy": None}
+    if running is not None:
+        retried = fresh.create_trial("t")
+        assert retried.trial_id == running.trial_id
+        served.append(dict(retried.hyperparameters.values))
+        finish(fresh, retried, sphere(retried.hyperparameters.values))
+    served += run(fresh)
+    assert served == reference
+
+
+def test_a_state_saved_before_rejected_rules_resumes_as_worst(tmp_path, told):
+    reference = run(make_oracle(tmp_path, "reference", prefilter=NegativeA()))
+    reference_told = list(told)
+
+    oracle = make_oracle(tmp_path, "old", prefilter=NegativeA())
+    served = serve_until(oracle, lambda o: o.generation >= 1 and rejected_in_flight(o))
+    # Strip what this version added: the file a search saved before it looks like this.
+    path = tmp_path / "old" / "oracle.json"
+    state = json.loads(path.read_text())
+    del state["cmaes"]["violations"], state["cmaes"]["rejected"]
+    path.write_text(json.dumps(state))
+
+    fresh = make_oracle(tmp_path, "old", prefilter=NegativeA(), rejected="ranked")
+    fresh.reload()
+    assert fresh.rejected == "worst"
+    served += run(fresh)
+    assert served == reference
+    # And CMA-ES was told the same as in the uninterrupted run.
+    assert told[len(reference_told) :] == reference_told

@@ -97,6 +97,55 @@ def test_replicas_start_from_their_own_weights():
         _assert_same_weights(trainer.replica_weights(k), reference)
 
 
+@pytest.mark.parametrize("family", ["taylor_glo", "mixed"])
+def test_replicas_on_their_own_streams_equal_copies_trained_on_those_streams(family):
+    # Two streams (different data, sparse labels in one of them), three replicas: replica k
+    # must train and be validated on stream streams[k] exactly as a copy trained alone on it.
+    streams = [1, 0, 1]
+    splits = [(blobs(seed=1), blobs(n=40, seed=3)), (blobs(seed=2), blobs(n=40, seed=4))]
+    if family == "mixed":
+        splits = [[(x, np.argmax(y, axis=1).astype("int32")) for x, y in s] for s in splits]
+        losses = [
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            Baikal(from_logits=True),
+        ]
+    else:
+        losses = [TaylorGLO(theta, from_logits=True) for theta in THETAS]
+    train = [dataset(*fit) for fit, _ in splits]
+    validation = [dataset(*held_out) for _, held_out in splits]
+    model = mlp()
+    starts = [mlp(seed=s).get_weights() for s in range(3)]
+    make = _optimizers()["momentum"]
+    trainer = PopulationTrainer(model, losses, make(), initial_weights=starts, streams=streams)
+    results = trainer.fit(train, epochs=2, validation=validation, verbose=0)
+    for k, loss in enumerate(losses):
+        stream = streams[k]
+        reference = _separately(model, starts[k], loss, make(), train[stream], epochs=2)
+        _assert_same_weights(trainer.replica_weights(k), reference, atol=1e-4)
+        copy = keras.models.clone_model(model)
+        copy.set_weights(reference)
+        logits = np.concatenate([copy(x).numpy() for x, _ in validation[stream]])
+        labels = np.concatenate([y.numpy() for _, y in validation[stream]])
+        classes = labels if labels.ndim == 1 else labels.argmax(1)
+        expected = float(np.mean(logits.argmax(1) == classes))
+        assert results[k].history["val_accuracy"][-1] == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("streams", [[0, 2, 2], [0, 1], [0, -1, 1], "01", [0, True, 1]])
+def test_bad_streams_name_themselves(streams):
+    with pytest.raises(ValueError, match="argument `streams`"):
+        PopulationTrainer(mlp(), ["cross_entropy"] * 3, streams=streams)
+
+
+def test_with_streams_fit_needs_one_dataset_per_stream():
+    trainer = PopulationTrainer(mlp(), ["cross_entropy"] * 2, streams=[0, 1])
+    with pytest.raises(ValueError, match="argument `train`"):
+        trainer.fit(dataset(*blobs()), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="argument `data`"):
+        trainer.evaluate([dataset(*blobs())])
+
+
 def _convnet(dimensions: int) -> keras.Model:
     keras.utils.set_random_seed(1)
     shape = (12, 2) if dimensions == 1 else (8, 8, 2)
