@@ -4,8 +4,11 @@ Experiments (``--experiment``):
 
 - ``main``: a TaylorGLO search (CMA-ES from the zero vector, σ0 = 1.2, population 20, partial
   training of about 10% of the full budget, early abort below 0.15 validation accuracy at epoch
-  10, fitness = accuracy on a 45k/5k validation split), then full training of the best loss and
-  of cross-entropy with seeds 0..N-1, compared by test accuracy (Welch's t-test).
+  10, fitness = accuracy on a 45k/5k validation split; ``--fitness-seeds R`` averages R seeds,
+  ``--reevaluate-top k`` retrains the k best on fresh seeds before crowning one), then full
+  training of the best loss and of cross-entropy on N seeds after every seed the search used
+  (its R fitness seeds and M re-evaluation seeds: seeds R+M .. R+M+N-1), compared by test
+  accuracy (Welch's t-test).
 - ``data-utilisation``: ``main`` on a stratified 10% of the training data (search and training).
 - ``invariant``: the invariant ablation. Searches with and without the TaylorGLO invariant
   (candidates that break it are rejected untrained) at an equal budget of generations, one pair
@@ -129,6 +132,7 @@ def _task(p: dict, seed: int = 0):
         data_dir=p["data_dir"],
         seed=seed,
         jit_compile=p["jit_compile"],
+        fitness_seeds=p["fitness_seeds"],
     )
 
 
@@ -145,6 +149,10 @@ def _search(p: dict, directory: Path, *, seed: int, invariant: bool = True):
         sigma0=p["sigma0"],
         seed=seed,
         invariant=invariant,
+        **({"rejected": p["rejected"]} if p["rejected"] else {}),
+        reevaluate_top=p["reevaluate_top"],
+        reevaluate_seeds=p["reevaluate_seeds"],
+        parallel_candidates=p["parallel_candidates"],
         directory=directory,
     )
     tuner.search(verbose=max(p["verbose"], 1))
@@ -154,6 +162,14 @@ def _search(p: dict, directory: Path, *, seed: int, invariant: bool = True):
 
 def _train(p: dict, loss, **overrides):
     return training_run(p, p["dataset"], p["model_spec"], loss, optimizer="sgd", **overrides)
+
+
+def _comparison_seeds(p: dict) -> list[int]:
+    """N seeds after the search's fitness seeds and its re-evaluation seeds."""
+    first = p["fitness_seeds"] + (p["reevaluate_seeds"] if p["reevaluate_top"] else 0)
+    if p["loss"] is not None:
+        first = 0  # no search: nothing to stay clear of
+    return list(range(first, first + p["seeds"]))
 
 
 def _main(p: dict, output: Path) -> list[dict]:
@@ -172,14 +188,20 @@ def _main(p: dict, output: Path) -> list[dict]:
         best_loss = str(record.best_loss)
         notes = [
             f"Search: {len(record.trials)} candidates trained, {record.rejected} rejected by the "
-            f"invariant; best validation accuracy {record.best.score:.4f} "
-            f"(trial {record.best.trial_id}). Report: `search/report/report.md`."
+            f"invariant; fitness the mean of {p['fitness_seeds']} seed(s); crowned trial "
+            f"{record.best.trial_id}, search score {record.best.score:.4f}"
+            + _reevaluated_note(record)
+            + ". Report: `search/report/report.md`."
         ]
-    click.echo(f"Full training: {p['epochs']} epochs, seeds 0..{p['seeds'] - 1}")
+    seeds = _comparison_seeds(p)
+    click.echo(f"Full training: {p['epochs']} epochs, seeds {seeds[0]}..{seeds[-1]}")
+    notes.append(
+        f"Full training on seeds {seeds[0]}..{seeds[-1]}, disjoint from the search's."
+        if p["loss"] is None
+        else f"Full training on seeds {seeds[0]}..{seeds[-1]}."
+    )
     arms = {
-        label: run_seeds(
-            _train(p, loss), range(p["seeds"]), output / label, on_result=run_printer(label)
-        )
+        label: run_seeds(_train(p, loss), seeds, output / label, on_result=run_printer(label))
         for label, loss in (("cross_entropy", "cross_entropy"), ("taylor_glo", best_loss))
     }
     title = f"TaylorGLO vs cross-entropy, {p['subset_fraction']:.0%} of the training data"
@@ -188,6 +210,18 @@ def _main(p: dict, output: Path) -> list[dict]:
             output, title=title, arms=arms, baseline="cross_entropy", name="main", notes=notes
         )
     ]
+
+
+def _reevaluated_note(record) -> str:
+    state = record.reevaluation or {}
+    for entry in state.get("candidates") or []:
+        if state.get("complete") and entry.get("trial_id") == state.get("best_trial_id"):
+            return (
+                f", re-evaluated {entry['mean']:.4f} on seeds "
+                f"{', '.join(map(str, entry['seeds']))} (the best of the "
+                f"{len(state['candidates'])} re-evaluated)"
+            )
+    return ""
 
 
 def _invariant(p: dict, output: Path) -> list[dict]:
@@ -401,7 +435,41 @@ def _attraction(p: dict, output: Path) -> list[dict]:
 )
 @click.option("--generations", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--population", type=click.IntRange(min=2), default=20, show_default=True)
-@click.option("--sigma0", type=click.FloatRange(min=0, min_open=True), default=1.2)
+@click.option(
+    "--sigma0",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.2,
+    help="In the reference code's units: steps sigma0 x (1, 1, 1, 2, 6, 1, 2, 2) for theta.",
+)
+@click.option(
+    "--fitness-seeds",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Seeds each candidate trains on (its fitness is their mean); 1 as in the papers.",
+)
+@click.option(
+    "--reevaluate-top",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Retrain the k best candidates on fresh seeds and crown the best mean (0: off).",
+)
+@click.option("--reevaluate-seeds", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option(
+    "--rejected",
+    type=click.Choice(["worst", "ranked"]),
+    default=None,
+    help="What CMA-ES is told of rejected candidates (metaloss search --rejected). Defaults "
+    "to metaloss's default.",
+)
+@click.option(
+    "--parallel-candidates",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Candidates trained together in one compiled step.",
+)
 @click.option("--search-seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option(
     "--search-seeds",

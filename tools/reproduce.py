@@ -240,7 +240,8 @@ CLAIMS = [
         [
             *("--dataset", "mnist1d", "--model", "mlp", "--subset-fraction", "0.25"),
             *("--generations", "15", "--population", "10", "--budget-epochs", "30"),
-            *("--epochs", "30", "--seeds", "10"),
+            *("--fitness-seeds", "3", "--reevaluate-top", "5", "--reevaluate-seeds", "3"),
+            *("--parallel-candidates", "10", "--epochs", "30", "--seeds", "10"),
         ],
         ["--smoke", "--generations", "1"],
         _read_taylorglo,
@@ -266,7 +267,8 @@ CLAIMS = [
         [
             *("--experiment", "invariant", "--dataset", "mnist1d", "--model", "mlp"),
             *("--subset-fraction", "0.25", "--generations", "6", "--population", "8"),
-            *("--budget-epochs", "10", "--search-seeds", "5"),
+            *("--budget-epochs", "10", "--search-seeds", "10", "--fitness-seeds", "3"),
+            *("--parallel-candidates", "8"),
         ],
         ["--smoke", "--experiment", "invariant", "--generations", "1"],
         _read_invariant,

@@ -70,9 +70,28 @@ def _settings_section(record: SearchRecord) -> list[str]:
         ("generations", settings.get("generations")),
         ("population size", settings.get("population_size")),
         ("max trials", settings.get("max_trials")),
-        ("σ0", settings.get("sigma0")),
+        (
+            "σ0",
+            f"{_number(settings.get('sigma0'))} (the reference's units: steps σ0 × (1, 1, 1, 2, "
+            "6, 1, 2, 2) for θ0..θ7)"
+            if settings.get("space") == "TaylorGLOSpace"
+            and not isinstance(settings.get("sigma0"), list)
+            else settings.get("sigma0"),
+        ),
         ("seed", settings.get("seed")),
+        (
+            "fitness",
+            f"mean validation accuracy over {task.get('fitness_seeds', 1)} seed(s) "
+            f"{task.get('seed')}..{(task.get('seed') or 0) + task.get('fitness_seeds', 1) - 1}",
+        ),
         ("invariant prefilter", "on" if settings.get("invariant") else "off"),
+        ("rejected candidates told", settings.get("rejected", "worst")),
+        (
+            "re-evaluation",
+            f"top {settings['reevaluate_top']} on {settings.get('reevaluate_seeds')} fresh seeds"
+            if settings.get("reevaluate_top")
+            else "off",
+        ),
         ("classes", settings.get("num_classes")),
     ]
     return ["## Settings", "", *_table(("setting", "value"), [(k, _number(v)) for k, v in rows])]

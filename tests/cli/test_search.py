@@ -104,3 +104,24 @@ def test_parallel_candidates_trains_a_generation_together(tmp_path):
     assert len(list((directory / "trials").glob("trial_*/candidate.json"))) >= 1
     bad = invoke("search", *TINY, "--parallel-candidates", 0, "--directory", tmp_path / "b")
     assert bad.exit_code == 2 and "--parallel-candidates" in bad.output
+
+
+def test_fitness_seeds_and_reevaluation_are_saved_shown_and_kept_on_resume(tmp_path):
+    directory = tmp_path / "r"
+    options = ["--fitness-seeds", 2, "--reevaluate-top", 2, "--reevaluate-seeds", 1]
+    options += ["--rejected", "ranked"]
+    result = invoke("search", *TINY, *options, "--directory", directory)
+    assert result.exit_code == 0, result.output
+    assert "fitness: mean of 2 seeds (0..1)" in result.output
+    assert "the best 2 re-evaluated on 1 fresh seeds" in result.output
+    assert "val acc (search)  fresh seeds" in result.output and "* crowned" in result.output
+    settings = json.loads((directory / "search.json").read_text())
+    assert settings["task"]["fitness_seeds"] == 2 and settings["rejected"] == "ranked"
+    assert settings["reevaluate_top"] == 2 and settings["reevaluate_seeds"] == 1
+    state = json.loads((directory / "reevaluation.json").read_text())
+    assert state["complete"] and state["seeds"] == [2]
+    changed = invoke("search", "--directory", directory, "--resume", "--fitness-seeds", 3)
+    assert changed.exit_code == 2 and "--fitness-seeds=3" in changed.output
+    resumed = invoke("search", "--directory", directory, "--resume", "--verbose", 0)
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads((directory / "reevaluation.json").read_text()) == state

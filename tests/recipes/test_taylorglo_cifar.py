@@ -58,20 +58,24 @@ def test_a_model_without_paper_settings_needs_its_budget(tmp_path):
 def test_main_searches_then_compares_and_resumes(tmp_path):
     main = load_recipe("taylorglo_cifar").main
     output = tmp_path / "main"
-    _invoke(main, "--output", str(output), "--generations", "1")
+    options = ("--generations", "1", "--fitness-seeds", "2", "--reevaluate-top", "2")
+    _invoke(main, "--output", str(output), *options, "--reevaluate-seeds", "1")
     results = json.loads((output / "results.json").read_text())
     (section,) = results["sections"]
     assert set(section["runs"]) == {"cross_entropy", "taylor_glo"}
     best = output / "search" / "best_loss.json"
     assert isinstance(losses.get(best), losses.TaylorGLO)
     assert (output / "search" / "report" / "report.md").is_file()
-    # The TaylorGLO arm trained with the searched loss.
-    run = output / "taylor_glo" / "seed0"
+    assert (output / "search" / "reevaluation.json").is_file()
+    # The TaylorGLO arm trained with the searched loss, on seeds after the search's 0, 1 and
+    # its re-evaluation's 2.
+    assert sorted(p.name for p in (output / "taylor_glo").iterdir()) == ["seed3", "seed4"]
+    run = output / "taylor_glo" / "seed3"
     assert json.loads((run / "loss.json").read_text()) == json.loads(best.read_text())
     assert "candidates trained" in (output / "results.md").read_text()
     for figure in section["figures"]:
         assert (output / figure).stat().st_size > 0
-    again = _invoke(main, "--output", str(output), "--generations", "1")
+    again = _invoke(main, "--output", str(output), *options, "--reevaluate-seeds", "1")
     assert again.output.count("finished earlier") == 4
 
 
