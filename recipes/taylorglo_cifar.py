@@ -48,6 +48,7 @@ from pathlib import Path
 
 import click
 
+from metaloss.cli._common import candidate_scoring_options
 from metaloss.cli.recipe_tools import (
     apply_smoke,
     command_line,
@@ -441,21 +442,7 @@ def _attraction(p: dict, output: Path) -> list[dict]:
     default=1.2,
     help="In the reference code's units: steps sigma0 x (1, 1, 1, 2, 6, 1, 2, 2) for theta.",
 )
-@click.option(
-    "--fitness-seeds",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Seeds each candidate trains on (its fitness is their mean); 1 as in the papers.",
-)
-@click.option(
-    "--reevaluate-top",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Retrain the k best candidates on fresh seeds and crown the best mean (0: off).",
-)
-@click.option("--reevaluate-seeds", type=click.IntRange(min=1), default=3, show_default=True)
+@candidate_scoring_options()
 @click.option(
     "--rejected",
     type=click.Choice(["worst", "ranked"]),

@@ -86,6 +86,43 @@ def _apply(options):
     return decorate
 
 
+def candidate_scoring_options(
+    *, fitness_seeds: int = 1, reevaluate_top: int = 0, reevaluate_seeds: int = 3
+):
+    """``--fitness-seeds``, ``--reevaluate-top`` and ``--reevaluate-seeds`` of a TaylorGLO
+    search (``TaylorGLOSearch``'s ``fitness_seeds``, ``reevaluate_top``, ``reevaluate_seeds``)."""
+    return _apply(
+        [
+            click.option(
+                "--fitness-seeds",
+                type=click.IntRange(min=1),
+                default=fitness_seeds,
+                show_default=True,
+                help="Train every candidate on this many seeds (each its own split, data order "
+                "and initial weights) and score it by the mean validation accuracy; a seed "
+                "that diverges scores 0. With --parallel-candidates K, K x R replicas train "
+                "together.",
+            ),
+            click.option(
+                "--reevaluate-top",
+                type=click.IntRange(min=0),
+                default=reevaluate_top,
+                show_default=True,
+                help="When the search ends, retrain its k best distinct candidates on "
+                "--reevaluate-seeds fresh seeds and crown the best re-evaluated mean (writes "
+                "reevaluation.json). 0: crown the best search score.",
+            ),
+            click.option(
+                "--reevaluate-seeds",
+                type=click.IntRange(min=1),
+                default=reevaluate_seeds,
+                show_default=True,
+                help="Seeds of the re-evaluation: the ones after the search's own.",
+            ),
+        ]
+    )
+
+
 def optimizer_options(
     *, optimizer: str = "sgd", momentum: float = 0.9, lr_help: str, momentum_help: str | None = None
 ):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from metaloss.cli._common import format_table, quiet_tensorflow
+from metaloss.cli._common import candidate_scoring_options, format_table, quiet_tensorflow
 
 DEMO_DATASET, DEMO_MODEL = "mnist1d", "mlp"
 # The TaylorGLO paper's data-utilisation setting: a quarter of the training data, where
@@ -54,25 +54,10 @@ def _mean_history(histories: list[dict]) -> dict[str, list[float]]:
 @click.option("--generations", type=click.IntRange(min=1), default=DEMO_GENERATIONS)
 @click.option("--population", type=click.IntRange(min=2), default=DEMO_POPULATION)
 @click.option("--budget-epochs", type=click.IntRange(min=1), default=DEMO_BUDGET_EPOCHS)
-@click.option(
-    "--fitness-seeds",
-    type=click.IntRange(min=1),
-    default=DEMO_FITNESS_SEEDS,
-    show_default=True,
-    help="Seeds each candidate is trained on during the search (its score is their mean).",
-)
-@click.option(
-    "--reevaluate-top",
-    type=click.IntRange(min=0),
-    default=DEMO_REEVALUATE_TOP,
-    show_default=True,
-    help="Best candidates retrained on fresh seeds before one is crowned (0: none).",
-)
-@click.option(
-    "--reevaluate-seeds",
-    type=click.IntRange(min=1),
-    default=DEMO_REEVALUATE_SEEDS,
-    show_default=True,
+@candidate_scoring_options(
+    fitness_seeds=DEMO_FITNESS_SEEDS,
+    reevaluate_top=DEMO_REEVALUATE_TOP,
+    reevaluate_seeds=DEMO_REEVALUATE_SEEDS,
 )
 @click.option(
     "--epochs",

@@ -10,7 +10,12 @@ from pathlib import Path
 
 import click
 
-from metaloss.cli._common import ModelSpec, dataset_option, quiet_tensorflow
+from metaloss.cli._common import (
+    ModelSpec,
+    candidate_scoring_options,
+    dataset_option,
+    quiet_tensorflow,
+)
 
 _SCHEDULES = ["allcnn_c", "alexnet", "constant", "resnet", "wrn"]
 DISTRIBUTED_TRIAL_TIMEOUT = 1800.0  # --trial-timeout in chief/worker mode: 30 minutes
@@ -211,31 +216,7 @@ def _trial_timeout(value: float | None) -> float | None:
     help="Whose input gradient the FGSM attack follows: cross-entropy, or each candidate's own "
     "loss (the paper's code; a loss can then score higher under attack than clean).",
 )
-@click.option(
-    "--fitness-seeds",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Train every candidate on this many seeds (each its own split, data order and "
-    "initial weights) and score it by the mean validation accuracy; a seed that diverges "
-    "scores 0. With --parallel-candidates K, K x R replicas train together.",
-)
-@click.option(
-    "--reevaluate-top",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="When the search ends, retrain its k best distinct candidates on --reevaluate-seeds "
-    "fresh seeds and crown the best re-evaluated mean (writes reevaluation.json). 0: crown "
-    "the best search score.",
-)
-@click.option(
-    "--reevaluate-seeds",
-    type=click.IntRange(min=1),
-    default=3,
-    show_default=True,
-    help="Seeds of the re-evaluation: the ones after the search's own.",
-)
+@candidate_scoring_options()
 @click.option("--jit/--no-jit", default=None, help="XLA-compile the train steps.")
 @click.option(
     "--parallel-candidates",
