@@ -9,6 +9,7 @@ from metaloss.training.experiment import (
     train_experiment,
 )
 from metaloss.training.population import PopulationTrainer
+from metaloss.training.population_study import population_runs
 from metaloss.training.schedules import (
     PAPER_SCHEDULES,
     PiecewiseSchedule,
@@ -30,6 +31,7 @@ __all__ = [
     "build_optimizer",
     "learning_rate_schedule",
     "make_optimizer",
+    "population_runs",
     "run_seeds",
     "seed_directory",
     "train_experiment",
