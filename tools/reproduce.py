@@ -372,6 +372,37 @@ def _training_time(results: dict, directory: Path) -> str:
     return f"{seconds / 60:.1f} min of training"
 
 
+def _sections_by_claim(lines: list[str]) -> dict[str, list[str]]:
+    """``### <claim>`` sections of RESULTS.md lines, by claim key."""
+    sections: dict[str, list[str]] = {}
+    key = None
+    for line in lines:
+        if line.startswith("### "):
+            key = line[4:].strip()
+            sections[key] = []
+        if key is not None:
+            sections[key].append(line)
+    return sections
+
+
+def _earlier_claims(results_path: Path, known: dict, chosen: set[str], quick: bool):
+    """The table rows and sections of the claims not rerun, from an existing RESULTS.md (a
+    rerun of some claims keeps the others' results)."""
+    if quick or not results_path.is_file():
+        return {}, {}
+    lines = results_path.read_text().splitlines()
+    rows = {}
+    for line in lines:
+        cells = [c.strip() for c in line.split("|")]
+        if len(cells) > 2 and cells[1] in known and cells[1] not in chosen:
+            rows[cells[1]] = line
+    start = lines.index("## Claims") + 2 if "## Claims" in lines else len(lines)
+    sections = {
+        k: v for k, v in _sections_by_claim(lines[start:]).items() if k in rows and k in known
+    }
+    return {k: v for k, v in rows.items() if k in sections}, sections
+
+
 @click.command()
 @click.option(
     "--output", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/reproduce")
@@ -426,19 +457,31 @@ def main(output, results_path, claims, quick, verbose):
             "",
         ]
         click.echo(f"--> {finding.measured}; p = {finding.p_value:.3g}: {finding.verdict}")
+    fresh_rows = {k: f"| {k} | {f.measured} | {f.p_value:.3g} | {f.verdict} |" for k, f, _ in rows}
+    fresh_sections = _sections_by_claim(sections)
+    kept_rows, kept_sections = _earlier_claims(results_path, known, set(chosen), quick)
+    order = [k for k in known if k in fresh_rows or k in kept_rows]
     table = [
         "| claim | measured | p (Welch) | verdict |",
         "|---|---|---|---|",
-        *[f"| {k} | {f.measured} | {f.p_value:.3g} | {f.verdict} |" for k, f, _ in rows],
+        *[fresh_rows.get(k) or kept_rows[k] for k in order],
     ]
+    sections = [line for k in order for line in (fresh_sections.get(k) or kept_sections[k])]
     text = "\n".join(
         [
             "# Reproducing the papers' claims at small scale",
             "",
             "Written by `python tools/reproduce.py"
             + (" --quick" if quick else "")
+            + (f" --claims {','.join(chosen)}" if claims is not None else "")
             + f"` on {date.today().isoformat()} ({platform.machine()}, "
-            f"Python {sys.version.split()[0]}). Each claim runs a paper recipe on offline data "
+            f"Python {sys.version.split()[0]})"
+            + (
+                ", the other claims kept from the earlier run"
+                if claims is not None and len(order) > len(chosen)
+                else ""
+            )
+            + ". Each claim runs a paper recipe on offline data "
             "with several seeds; the verdict is mechanical: *reproduces* when the difference has "
             f"the paper's sign and Welch's two-sided p < {ALPHA}, *same direction, not "
             "significant* when p is larger, *does not reproduce* when the sign is opposite. "

@@ -88,3 +88,20 @@ def test_quick_run_writes_results_for_the_chosen_claims(tmp_path):
     images = re.findall(r"!\[\w+\]\((docs/results/[^)]+)\)", text)
     assert images and all((tmp_path / image).stat().st_size > 0 for image in images)
     assert text.count("```bash\npython recipes/") == len(rows)
+
+
+def test_a_rerun_of_some_claims_keeps_the_others_results(tmp_path):
+    module = _module()
+    known = {c.key: c for c in module.CLAIMS}
+    earlier = tmp_path / "RESULTS.md"
+    earlier.write_text(
+        "# Reproducing\n\nWritten by ...\n\n| claim | measured | p (Welch) | verdict |\n"
+        "|---|---|---|---|\n"
+        "| taylorglo | old taylorglo | 0.5 | same direction, not significant |\n"
+        "| baikal_data | old baikal | 0.6 | same direction, not significant |\n\n"
+        "## Claims\n\n### taylorglo\n\nold taylorglo text\n\n### baikal_data\n\nold baikal text\n"
+    )
+    rows, sections = module._earlier_claims(earlier, known, {"taylorglo"}, quick=False)
+    assert list(rows) == ["baikal_data"] and "old baikal" in rows["baikal_data"]
+    assert sections["baikal_data"] == ["### baikal_data", "", "old baikal text"]
+    assert module._earlier_claims(earlier, known, {"taylorglo"}, quick=True) == ({}, {})
