@@ -3,6 +3,7 @@
 ```python
 task = metaloss.search.SearchTask("mnist1d", "mlp", epochs=5)
 search = metaloss.search.TaylorGLOSearch(task, generations=4, population_size=8, seed=0,
+                                         fitness_seeds=3, reevaluate_top=5,
                                          directory="runs/search")
 search.search()
 search.best_loss()          # a metaloss.losses.TaylorGLO
@@ -15,10 +16,13 @@ result.loss                 # a metaloss.losses.LearnedLoss
 from metaloss.search.evaluate import CandidateResult, EarlyAbort, SearchTask, evaluate_candidates
 from metaloss.search.online import AdaLFL, OnlineResult, Snapshot, online_fit
 from metaloss.search.oracle import CMAESOracle
-from metaloss.search.spaces import LossSpace, TaylorGLOInvariant, TaylorGLOSpace
+from metaloss.search.reevaluation import REEVALUATION_FILE, read_reevaluation
+from metaloss.search.spaces import REFERENCE_SCALE, LossSpace, TaylorGLOInvariant, TaylorGLOSpace
 from metaloss.search.tuner import TaylorGLOSearch
 
 __all__ = [
+    "REEVALUATION_FILE",
+    "REFERENCE_SCALE",
     "AdaLFL",
     "CMAESOracle",
     "CandidateResult",
@@ -32,4 +36,5 @@ __all__ = [
     "TaylorGLOSpace",
     "evaluate_candidates",
     "online_fit",
+    "read_reevaluation",
 ]
