@@ -88,21 +88,7 @@ def _mean_history(histories: list[dict]) -> dict[str, list[float]]:
     is_flag=True,
     help="Print the result as one JSON object on stdout (progress goes to stderr).",
 )
-def demo(
-    output,
-    seed,
-    generations,
-    population,
-    budget_epochs,
-    fitness_seeds,
-    reevaluate_top,
-    reevaluate_seeds,
-    epochs,
-    seeds,
-    parallel_candidates,
-    verbose,
-    as_json,
-):
+def demo(as_json, parallel_candidates, **options):
     """Search a TaylorGLO loss for an MLP on MNIST-1D, then compare it with cross-entropy.
 
     Both use a quarter of the training data (the papers' data-utilisation setting). The final
@@ -117,24 +103,14 @@ def demo(
     stream = sys.stderr if as_json else sys.stdout
     with contextlib.redirect_stdout(stream):
         result = _run_demo(
-            output,
-            seed,
-            generations,
-            population,
-            budget_epochs,
-            fitness_seeds,
-            reevaluate_top,
-            reevaluate_seeds,
-            epochs,
-            seeds,
-            parallel_candidates or population,
-            verbose,
+            parallel_candidates=parallel_candidates or options["population"], **options
         )
     if as_json:
         click.echo(json.dumps(result))
 
 
 def _run_demo(
+    *,
     output,
     seed,
     generations,

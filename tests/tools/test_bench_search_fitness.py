@@ -1,5 +1,5 @@
-"""The fitness-noise and rejected-rule benchmarks run end to end at smoke sizes (their numbers
-live in BENCHMARKS.md)."""
+"""The fitness-noise, rejected-rule and demo-task benchmarks run end to end at smoke sizes
+(their numbers live in BENCHMARKS.md)."""
 
 import os
 import re
@@ -34,3 +34,9 @@ def test_rejected_rule_compares_both_rules_with_welchs_p():
     assert "worst   crowned loss on fresh seeds:" in output
     assert "ranked  crowned loss on fresh seeds:" in output
     assert re.search(r"ranked - worst: [+-]\d\.\d{4}, Welch's p = ", output), output
+
+
+def test_demo_task_probe_compares_every_loss_with_cross_entropy_on_validation():
+    output = _run("bench_demo_task.py")
+    assert "validation accuracy over seeds 2000..2001" in output
+    assert len(re.findall(r"vs cross_entropy, p = ", output)) == 4
