@@ -6,12 +6,21 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+import cma
 import keras_tuner
 import numpy as np
 
 from metaloss.losses._base import invalid_value
 
-__all__ = ["GlobalNumpySeed", "derived_seed", "global_randn", "initial_mean", "searched_floats"]
+__all__ = [
+    "GlobalNumpySeed",
+    "derived_seed",
+    "global_randn",
+    "initial_mean",
+    "per_parameter_scales",
+    "searched_floats",
+    "start_strategy",
+]
 
 
 def derived_seed(*words: int) -> int:
@@ -82,3 +91,74 @@ def initial_mean(searched: list, mean: Sequence[float] | Mapping[str, float] | N
     if len(values) != len(names) or not all(math.isfinite(float(v)) for v in values):
         raise invalid_value("mean", f"{len(names)} finite numbers, one per {names}", mean)
     return [float(v) for v in values]
+
+
+def per_parameter_scales(names: list[str], sigma_scale) -> np.ndarray:
+    """``sigma_scale`` (a sequence or ``{name: scale}``) in the order of ``names``; all 1 when
+    `None`."""
+    if sigma_scale is None:
+        return np.ones(len(names))
+    if isinstance(sigma_scale, Mapping):
+        missing = sorted(set(names) - set(sigma_scale))
+        if missing:
+            raise invalid_value("sigma_scale", f"a scale for every parameter {names}", sigma_scale)
+        return np.array([float(sigma_scale[name]) for name in names])
+    scales = np.asarray(sigma_scale, dtype=np.float64)
+    if scales.shape != (len(names),):
+        raise invalid_value("sigma_scale", f"{len(names)} numbers, one per {names}", sigma_scale)
+    return scales
+
+
+def start_strategy(
+    searched: list,
+    mean: list,
+    sigma0,
+    sigma_scale,
+    *,
+    seed: int,
+    population_size: int | None,
+    far_bound_steps: float,
+) -> cma.CMAEvolutionStrategy:
+    """pycma's strategy over the searched parameters, with initial steps
+    ``σ_i = sigma0_i · sigma_scale_i``.
+
+    pycma gets ``bounds`` only for parameters whose range comes within ``far_bound_steps``
+    initial steps of the mean (elsewhere a bound never bites, and near one pycma's bound
+    transformation biases the samples and the mean: pycma issue #229). A scalar ``sigma0`` stays
+    pycma's σ, the scales going to ``CMA_stds``, so that the strategy's ``sigma`` is in
+    ``sigma0``'s units.
+    """
+    sigmas = np.atleast_1d(np.asarray(sigma0, dtype=np.float64))
+    if sigmas.size not in (1, len(searched)):
+        raise invalid_value("sigma0", f"one number or {len(searched)} numbers", sigma0)
+    scales = per_parameter_scales([hp.name for hp in searched], sigma_scale)
+    steps = sigmas * scales
+    near = [
+        min(m - hp.min_value, hp.max_value - m) < far_bound_steps * step
+        for hp, m, step in zip(searched, mean, steps, strict=True)
+    ]
+    options = {
+        "seed": seed,
+        "randn": global_randn,
+        # Validation accuracies tie often (small validation sets, chance-level starts):
+        # pycma's flat-fitness and fitness-tolerance stops would end a search early.
+        "tolflatfitness": 10**9,
+        "tolfun": 0.0,
+        "tolfunhist": 0.0,
+        "verbose": -9,
+        "verb_log": 0,
+        "verb_disp": 0,
+    }
+    if any(near):
+        options["bounds"] = [
+            [float(hp.min_value) if n else None for hp, n in zip(searched, near, strict=True)],
+            [float(hp.max_value) if n else None for hp, n in zip(searched, near, strict=True)],
+        ]
+    if population_size is not None:
+        options["popsize"] = population_size
+    if sigmas.size > 1:
+        options["CMA_stds"] = list(steps)
+    elif sigma_scale is not None:
+        options["CMA_stds"] = list(scales)
+    with GlobalNumpySeed(seed):
+        return cma.CMAEvolutionStrategy(mean, 1.0 if sigmas.size > 1 else float(sigmas[0]), options)

@@ -29,7 +29,6 @@ import pickle
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 
-import cma
 import keras_tuner
 import numpy as np
 from keras_tuner.engine import trial as trial_module
@@ -42,6 +41,7 @@ from metaloss.search._pycma import (
     global_randn,
     initial_mean,
     searched_floats,
+    start_strategy,
 )
 from metaloss.search._trial_timeout import TrialClock, abandon_silent_trials
 
@@ -246,65 +246,15 @@ class CMAESOracle(keras_tuner.Oracle):
     def _start_strategy(self) -> None:
         searched = searched_floats(self.hyperparameters)
         self._names = [hp.name for hp in searched]
-        sigmas = np.atleast_1d(np.asarray(self.sigma0, dtype=np.float64))
-        if sigmas.size not in (1, len(searched)):
-            raise invalid_value("sigma0", f"one number or {len(searched)} numbers", self.sigma0)
-        scales = self._scales()
-        steps = sigmas * scales  # σ_i = sigma0_i · sigma_scale_i
-        mean = initial_mean(searched, self.mean)
-        # pycma bounds only where they could bite (see the class docstring).
-        near = [
-            min(m - hp.min_value, hp.max_value - m) < FAR_BOUND_STEPS * step
-            for hp, m, step in zip(searched, mean, steps, strict=True)
-        ]
-        options = {
-            "seed": derived_seed(self.search_seed, 0, 1),
-            "randn": global_randn,
-            # Validation accuracies tie often (small validation sets, chance-level starts):
-            # pycma's flat-fitness and fitness-tolerance stops would end a search early.
-            "tolflatfitness": 10**9,
-            "tolfun": 0.0,
-            "tolfunhist": 0.0,
-            "verbose": -9,
-            "verb_log": 0,
-            "verb_disp": 0,
-        }
-        if any(near):
-            options["bounds"] = [
-                [float(hp.min_value) if n else None for hp, n in zip(searched, near, strict=True)],
-                [float(hp.max_value) if n else None for hp, n in zip(searched, near, strict=True)],
-            ]
-        if self.population_size is not None:
-            options["popsize"] = self.population_size
-        # A scalar sigma0 stays pycma's σ (so the history's "sigma" is in sigma0's units).
-        if sigmas.size > 1:
-            options["CMA_stds"] = list(steps)
-        elif self.sigma_scale is not None:
-            options["CMA_stds"] = list(scales)
-        with GlobalNumpySeed(options["seed"]):
-            self._es = cma.CMAEvolutionStrategy(
-                mean, 1.0 if sigmas.size > 1 else float(sigmas[0]), options
-            )
-
-    def _scales(self) -> np.ndarray:
-        """``sigma_scale`` in the order of the searched parameters (all 1 when `None`)."""
-        if self.sigma_scale is None:
-            return np.ones(len(self._names))
-        if isinstance(self.sigma_scale, Mapping):
-            missing = sorted(set(self._names) - set(self.sigma_scale))
-            if missing:
-                raise invalid_value(
-                    "sigma_scale", f"a scale for every parameter {self._names}", self.sigma_scale
-                )
-            return np.array([float(self.sigma_scale[name]) for name in self._names])
-        scales = np.asarray(self.sigma_scale, dtype=np.float64)
-        if scales.shape != (len(self._names),):
-            raise invalid_value(
-                "sigma_scale",
-                f"{len(self._names)} numbers, one per {self._names}",
-                self.sigma_scale,
-            )
-        return scales
+        self._es = start_strategy(
+            searched,
+            initial_mean(searched, self.mean),
+            self.sigma0,
+            self.sigma_scale,
+            seed=derived_seed(self.search_seed, 0, 1),
+            population_size=self.population_size,
+            far_bound_steps=FAR_BOUND_STEPS,
+        )
 
     # Generations ----------------------------------------------------------------------------
 
