@@ -12,6 +12,8 @@ import shutil
 
 import numpy as np
 import pytest
+import tensorflow as tf
+from tensorboard.backend.event_processing import event_accumulator
 
 import metaloss
 from metaloss.search import SearchTask, TaylorGLOSearch, evaluate_candidates
@@ -66,6 +68,18 @@ def test_a_candidate_is_scored_by_the_mean_of_its_seeds(finished):
     metrics = tuner.oracle.trials[trial_id].metrics
     assert metrics.get_last_value("val_accuracy_seed_5") == pytest.approx(expected[1], abs=1e-6)
     assert read_search(directory).trials[0].seed_scores.keys() == {4, 5}
+    # TensorBoard: each seed's score beside the mean, and one run of epoch scalars per seed.
+    run = event_accumulator.EventAccumulator(str(directory / "logs" / f"trial_{trial_id}"))
+    run.Reload()
+    for tag, value in (("score", record["score"]), ("score/seed_5", expected[1])):
+        [event] = run.Tensors(tag)
+        assert float(tf.make_ndarray(event.tensor_proto)) == pytest.approx(value, abs=1e-6)
+    for seed in (4, 5):
+        per_seed = event_accumulator.EventAccumulator(
+            str(directory / "logs" / f"trial_{trial_id}" / f"seed_{seed}")
+        )
+        per_seed.Reload()
+        assert "validation_accuracy" in per_seed.Tags()["tensors"]
 
 
 def test_the_best_candidates_are_retrained_on_fresh_seeds_and_the_best_mean_crowned(finished):
