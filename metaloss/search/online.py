@@ -41,6 +41,15 @@ from metaloss.training.trainer import FitResult, Trainer
 __all__ = ["AdaLFL", "OnlineResult", "Snapshot", "online_fit"]
 
 _RESETS = ("shuffle", "initial")
+#: The offline phase's inner step: ``"sgd"``, plain ``θ' = θ - α ∇_θ M_φ`` with ``inner_lr``
+#: (ML3's and the AdaLFL paper's), or ``"fresh_optimizer"``, one step of a new copy of the base
+#: optimizer (for Adam ≈ ``θ - lr·sign(g)``, whose derivative in ``g`` is steered by ε).
+OFFLINE_STEPS = ("sgd", "fresh_optimizer")
+#: α of the offline inner step. The AdaLFL paper writes the step as plain SGD,
+#: ``θ' = θ - α ∇_θ M_φ`` (its Algorithm 1, S_inner = 1), without stating α in the text we
+#: could read; 0.01 is the base learning rate of the same author's ML3 implementation for MNIST
+#: (SGD without momentum, in the EvoMAL code), original ML3's MNIST experiment used 0.001.
+DEFAULT_INNER_LR = 0.01
 _DEFAULT_RATES = {"sgd": 0.1, "adam": 1e-3}
 
 
@@ -84,6 +93,11 @@ class AdaLFL(Trainer):
             1e-3, as in the paper.
         meta_objective: ``L_T``: `"cross_entropy"`, `"mse"` or a callable of
             ``(y_true, y_pred)``. Defaults to `None`: from the loss's ``task``.
+        inner_lr: α of the offline phase's inner step ``θ' = θ - α ∇_θ M_φ``. Defaults to
+            :data:`DEFAULT_INNER_LR`.
+        offline_step: the offline inner step, one of :data:`OFFLINE_STEPS`: `"sgd"` (plain
+            gradient step with ``inner_lr``, as ML3 unrolls it) or `"fresh_optimizer"` (one
+            step of a new copy of the base optimizer). Defaults to `"sgd"`.
         reset: the offline phase's reset of θ: `"shuffle"` permutes the entries of each initial
             weight tensor at random (a fresh draw from the same distribution for the i.i.d.
             initialisers every metaloss model uses) or `"initial"` (always the model's initial
@@ -113,6 +127,8 @@ class AdaLFL(Trainer):
         *,
         meta_optimizer=None,
         meta_objective=None,
+        inner_lr: float = DEFAULT_INNER_LR,
+        offline_step: str = "sgd",
         reset: str = "shuffle",
         seed: int | None = None,
         jit_compile: bool | None = None,
@@ -124,6 +140,14 @@ class AdaLFL(Trainer):
             raise invalid_value("loss", "a metaloss.losses.LearnedLoss", loss)
         if reset not in _RESETS:
             raise invalid_value("reset", f"one of {list(_RESETS)}", reset)
+        if offline_step not in OFFLINE_STEPS:
+            raise invalid_value("offline_step", f"one of {list(OFFLINE_STEPS)}", offline_step)
+        if (
+            isinstance(inner_lr, bool)
+            or not isinstance(inner_lr, int | float)
+            or not (0 < inner_lr < float("inf"))
+        ):
+            raise invalid_value("inner_lr", "a positive finite number", inner_lr)
         if isinstance(optimizer, str):
             if optimizer not in _DEFAULT_RATES:
                 raise invalid_value("optimizer", "'sgd', 'adam' or a Keras SGD/Adam", optimizer)
@@ -139,6 +163,8 @@ class AdaLFL(Trainer):
             raise invalid_value("meta_optimizer", "a keras optimizer or None", meta_optimizer)
         self.meta_optimizer.build(self._phi)
         self._reset = reset
+        self.inner_lr = float(inner_lr)
+        self.offline_step = offline_step
         self._seed = 0 if seed is None else int(seed)
         self._initial_theta = [
             tf.Variable(v.value, trainable=False) for v in model.trainable_variables
@@ -154,13 +180,14 @@ class AdaLFL(Trainer):
 
     # The meta-gradient -----------------------------------------------------------------------
 
-    def _unrolled(self, theta, batch, meta_batch, *, fresh):
+    def _unrolled(self, theta, batch, meta_batch, *, offline):
         """The base step from ``theta`` and the meta-objective after it, differentiable in φ.
 
         Returns ``(base_loss, predictions, non_trainable, gradients, meta_loss)``: ``M_φ(y,
         f_θ(x))`` plus ``model.losses``, the model's outputs and updated non-trainable state
         (BatchNorm statistics), ``∇_θ`` of the base loss, and ``L_T(y', f_θ'(x'))`` with
-        ``θ' =`` :func:`unrolled_step`.
+        ``θ'`` the online update (:func:`unrolled_step` from the base optimizer's state) or,
+        ``offline``, the offline phase's inner step (see ``offline_step``).
         """
         (x, y), (x_meta, y_meta) = batch, meta_batch
         model = self.model
@@ -174,19 +201,25 @@ class AdaLFL(Trainer):
             if regularization:
                 base_loss = base_loss + tf.add_n(regularization)
         gradients = tape.gradient(base_loss, theta)
-        new_theta = unrolled_step(
-            self.optimizer, theta, gradients, model.trainable_variables, fresh=fresh
-        )
+        if offline and self.offline_step == "sgd":
+            new_theta = [
+                t - tf.cast(self.inner_lr, t.dtype) * g
+                for t, g in zip(theta, gradients, strict=True)
+            ]
+        else:
+            new_theta = unrolled_step(
+                self.optimizer, theta, gradients, model.trainable_variables, fresh=offline
+            )
         meta_pred, _ = model.stateless_call(new_theta, non_trainable, x_meta, training=True)
         return base_loss, y_pred, non_trainable, gradients, self._objective(y_meta, meta_pred)
 
-    def _differentiate(self, theta, batch, meta_batch, *, fresh):
+    def _differentiate(self, theta, batch, meta_batch, *, offline):
         """``_unrolled`` plus ``∇_φ`` of the meta-objective and whether everything is finite."""
         with tf.GradientTape(watch_accessed_variables=False) as meta_tape:
             phi = [v.value for v in self._phi]  # the tf.Variables behind Keras's variables
             meta_tape.watch(phi)
             base_loss, y_pred, non_trainable, gradients, meta_loss = self._unrolled(
-                theta, batch, meta_batch, fresh=fresh
+                theta, batch, meta_batch, offline=offline
             )
         meta_gradients = meta_tape.gradient(meta_loss, phi)
         finite = _all_finite([base_loss, meta_loss, *gradients, *meta_gradients])
@@ -202,7 +235,18 @@ class AdaLFL(Trainer):
             The meta-objective (a scalar) and one gradient per loss-network variable.
         """
         theta = [tf.convert_to_tensor(v) for v in self.model.trainable_variables]
-        outputs = self._differentiate(theta, (x, y), (x_meta, y_meta), fresh=False)
+        outputs = self._differentiate(theta, (x, y), (x_meta, y_meta), offline=False)
+        return outputs[4], outputs[5]
+
+    def offline_meta_gradient(self, x, y, x_meta, y_meta) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        """The offline phase's ``∇_φ L_T(y', f_θ'(x'))`` from the model's current weights θ
+        (no reset), ``θ'`` the offline inner step (``offline_step``), changing nothing.
+
+        Returns:
+            The meta-objective (a scalar) and one gradient per loss-network variable.
+        """
+        theta = [tf.convert_to_tensor(v) for v in self.model.trainable_variables]
+        outputs = self._differentiate(theta, (x, y), (x_meta, y_meta), offline=True)
         return outputs[4], outputs[5]
 
     def _update_phi(self, meta_gradients) -> None:
@@ -218,7 +262,7 @@ class AdaLFL(Trainer):
         """
         theta = [tf.convert_to_tensor(v) for v in self.model.trainable_variables]
         base_loss, y_pred, non_trainable, gradients, meta_loss, meta_gradients, finite = (
-            self._differentiate(theta, batch, meta_batch, fresh=False)
+            self._differentiate(theta, batch, meta_batch, offline=False)
         )
         self._meta_totals[0].assign_add(tf.cast(meta_loss, tf.float64))
         self._meta_totals[1].assign_add(1.0)
@@ -241,14 +285,14 @@ class AdaLFL(Trainer):
         self._update_phi(meta_gradients)
 
     def _offline_step_fn(self, batch, meta_batch):
-        """One ML3-style step: reset θ, one inner step from a fresh optimizer, update φ.
+        """One ML3-style step: reset θ, one inner step (``offline_step``), update φ.
 
         A non-finite step leaves φ and the meta-optimizer as they were.
         """
         self._offline_steps.assign_add(1)
         theta = [self._reset_value(v, index) for index, v in enumerate(self._initial_theta)]
         *_, meta_loss, meta_gradients, finite = self._differentiate(
-            theta, batch, meta_batch, fresh=True
+            theta, batch, meta_batch, offline=True
         )
 
         def update():
@@ -292,8 +336,9 @@ class AdaLFL(Trainer):
         """The offline phase: ``steps`` ML3-style updates of φ from reset base weights.
 
         The base weights are those of the model now (its initialisation); each step resets θ
-        (see ``reset``), takes one step of a fresh base optimizer on a training batch with
-        ``M_φ`` and updates φ by the meta-gradient of ``L_T`` on the next batch of
+        (see ``reset``), takes the inner step ``θ' = θ - α ∇_θ M_φ`` (``inner_lr``; or one step
+        of a fresh base optimizer, ``offline_step="fresh_optimizer"``) on a training batch and
+        updates φ by the meta-gradient of ``L_T`` on the batch paired with it from
         ``meta_data``. The model itself does not change.
 
         Args:
@@ -524,6 +569,8 @@ def online_fit(
     optimizer="adam",
     meta_optimizer=None,
     meta_objective=None,
+    inner_lr: float = DEFAULT_INNER_LR,
+    offline_step: str = "sgd",
     reset: str = "shuffle",
     snapshot_steps: Sequence[int] | None = None,
     callbacks: list[keras.callbacks.Callback] | None = None,
@@ -559,6 +606,8 @@ def online_fit(
         optimizer,
         meta_optimizer=meta_optimizer,
         meta_objective=meta_objective,
+        inner_lr=inner_lr,
+        offline_step=offline_step,
         reset=reset,
         seed=seed,
         jit_compile=jit_compile,

@@ -113,6 +113,57 @@ def test_meta_gradient_matches_central_finite_differences(float64, name, regress
         assert analytic == pytest.approx(numeric, rel=1e-6, abs=1e-10)
 
 
+def plain_step_meta_objective(model, loss, phi, batch, meta_batch, inner_lr):
+    """``L_T`` after ML3's inner step ``θ' = θ - α ∇_θ M_φ``, computed with a model copy."""
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    probe = LearnedLoss.from_config({**loss.get_config(), "weights": [p.tolist() for p in phi]})
+    (x, y), (x_meta, y_meta) = batch, meta_batch
+    with tf.GradientTape() as tape:
+        value = probe(y, copy(x, training=True))
+    gradients = tape.gradient(value, copy.trainable_variables)
+    for variable, gradient in zip(copy.trainable_variables, gradients, strict=True):
+        variable.assign(variable - inner_lr * gradient)
+    outputs = copy(x_meta).numpy()
+    log_softmax = outputs - np.log(np.exp(outputs).sum(-1, keepdims=True))
+    return -np.mean(log_softmax[np.arange(len(y_meta)), y_meta])
+
+
+def test_default_offline_objective_matches_central_finite_differences(float64):
+    # The default configuration: Adam as the base optimizer, yet the offline inner step is the
+    # plain gradient step with inner_lr, whatever the base optimizer.
+    model = tiny_model()
+    loss = LearnedLoss(hidden_units=(6, 6), seed=1, from_logits=True)
+    adalfl = AdaLFL(model, loss, seed=0, inner_lr=0.5)
+    assert isinstance(adalfl.optimizer, keras.optimizers.Adam) and adalfl.offline_step == "sgd"
+    batch, meta_batch = tiny_batches(seed=2)
+    meta_loss, gradient = adalfl.offline_meta_gradient(*batch, *meta_batch)
+    phi = loss.get_weights()
+    assert meta_loss.numpy() == pytest.approx(
+        plain_step_meta_objective(model, loss, phi, batch, meta_batch, 0.5), rel=1e-10
+    )
+    rng, h = np.random.default_rng(7), 1e-5
+    for _ in range(3):
+        direction = [rng.normal(size=p.shape) for p in phi]
+        plus, minus = (
+            plain_step_meta_objective(
+                model,
+                loss,
+                [p + sign * h * d for p, d in zip(phi, direction, strict=True)],
+                batch,
+                meta_batch,
+                0.5,
+            )
+            for sign in (1, -1)
+        )
+        analytic = sum(np.sum(g.numpy() * d) for g, d in zip(gradient, direction, strict=True))
+        assert analytic == pytest.approx((plus - minus) / (2 * h), rel=1e-6, abs=1e-10)
+    # The fresh-optimizer variant is a different objective (one Adam step from zero slots).
+    fresh = AdaLFL(model, loss, seed=0, offline_step="fresh_optimizer")
+    fresh_loss, _ = fresh.offline_meta_gradient(*batch, *meta_batch)
+    assert fresh_loss.numpy() != pytest.approx(meta_loss.numpy(), rel=1e-6)
+
+
 def test_zero_meta_learning_rate_equals_plain_training_with_the_initial_loss():
     x, y = blobs(n=64)
     train = dataset(x, y)
@@ -276,6 +327,9 @@ def test_non_finite_learned_loss_stops_and_the_bad_step_changes_nothing():
         ({"reset": "zeros"}, "reset"),
         ({"meta_objective": "hinge"}, "meta_objective"),
         ({"meta_optimizer": "adam"}, "meta_optimizer"),
+        ({"inner_lr": 0.0}, "inner_lr"),
+        ({"inner_lr": True}, "inner_lr"),
+        ({"offline_step": "adam"}, "offline_step"),
     ],
 )
 def test_invalid_arguments_name_the_argument(kwargs, argument):
