@@ -59,6 +59,21 @@ BASELINE_DIRECTORY = "cross_entropy"
     show_default=True,
     help="Adam learning rate of the loss network (0 freezes it).",
 )
+@click.option(
+    "--inner-lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=0.01,
+    show_default=True,
+    help="Learning rate of the offline phase's plain gradient step (ML3's inner step).",
+)
+@click.option(
+    "--offline-step",
+    type=click.Choice(["sgd", "fresh_optimizer"]),
+    default="sgd",
+    show_default=True,
+    help="The offline inner step: a plain gradient step with --inner-lr, or one step of a "
+    "new copy of the base optimizer.",
+)
 @data_split_options
 @click.option(
     "--baseline/--no-baseline",
@@ -86,6 +101,8 @@ def online(
     momentum,
     weight_decay,
     meta_lr,
+    inner_lr,
+    offline_step,
     validation_split,
     subset_fraction,
     data_dir,
@@ -139,6 +156,8 @@ def online(
             model,
             init_steps=init_steps,
             meta_learning_rate=meta_lr,
+            inner_lr=inner_lr,
+            offline_step=offline_step,
             output=output,
             resume=resume,
             **common,

@@ -11,7 +11,7 @@ import keras
 
 from metaloss import losses
 from metaloss.losses import LearnedLoss
-from metaloss.search.online import AdaLFL, OnlineResult
+from metaloss.search.online import DEFAULT_INNER_LR, AdaLFL, OnlineResult
 from metaloss.training.experiment import (
     ExperimentResult,
     _write_outputs,
@@ -47,6 +47,8 @@ def online_experiment(
     momentum: float = 0.0,
     weight_decay: float = 0.0,
     meta_learning_rate: float = 1e-3,
+    inner_lr: float = DEFAULT_INNER_LR,
+    offline_step: str = "sgd",
     validation_split: float = 0.1,
     subset_fraction: float = 1.0,
     data_dir: str | None = None,
@@ -76,6 +78,8 @@ def online_experiment(
             better one step ahead) until training degrades.
         init_steps: steps of the offline initialisation, 0 to skip it. Defaults to `250`.
         meta_learning_rate: Adam's rate for the loss network. Defaults to `1e-3` (the paper's).
+        inner_lr, offline_step: the offline phase's inner step, as in
+            :class:`~metaloss.search.AdaLFL`. Defaults to `0.01` and `"sgd"`.
         resume: keep checkpoints under ``output/checkpoints`` (the base model and optimizer,
             φ, the meta-optimizer, the snapshots and the offline phase's result) and continue
             from them if present: the resumed run ends where the uninterrupted one would.
@@ -102,6 +106,8 @@ def online_experiment(
         LearnedLoss(seed=seed, from_logits=True),
         base_optimizer,
         meta_optimizer=keras.optimizers.Adam(meta_learning_rate),
+        inner_lr=inner_lr,
+        offline_step=offline_step,
         seed=seed,
         jit_compile=jit_compile,
     )

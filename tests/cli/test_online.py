@@ -99,3 +99,22 @@ def test_online_resume_keeps_checkpoints_and_continues_a_finished_run_unchanged(
     after = json.loads((out / "results.json").read_text())
     assert after["test_accuracy"] == before["test_accuracy"]
     assert after["history"] == before["history"]
+
+
+def test_inner_lr_and_offline_step_reach_the_offline_phase(tmp_path):
+    common = ["online", "--dataset", "spiral", "--epochs", 1, "--init-steps", 3, "--no-baseline"]
+    weights = {}
+    for name, extra in (
+        ("small", ["--inner-lr", 0.01]),
+        ("large", ["--inner-lr", 0.5]),
+        ("fresh", ["--offline-step", "fresh_optimizer"]),
+    ):
+        result = invoke(*common, *extra, "--output", tmp_path / name)
+        assert result.exit_code == 0, result.output
+        offline = json.loads((tmp_path / name / "snapshots.json").read_text())[0]
+        weights[name] = np.concatenate([np.ravel(w) for w in offline["config"]["weights"]])
+    # Different inner steps give different offline meta-gradients, hence different loss nets.
+    assert not np.allclose(weights["small"], weights["large"])
+    assert not np.allclose(weights["small"], weights["fresh"])
+    bad = invoke(*common, "--inner-lr", 0, "--output", tmp_path / "bad")
+    assert bad.exit_code == 2 and "--inner-lr" in bad.output
