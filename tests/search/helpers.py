@@ -92,3 +92,17 @@ def fail_every_trial(source: Path, target: Path) -> None:
         trial.update(status="FAILED", score=None)
         write_json(trial_dir / "trial.json", trial)
     (target / "best_loss.json").unlink()
+
+
+def wait_for_chief(directory: Path, chief, seconds: float = 300.0) -> None:
+    """Waits until a chief process has checked and claimed ``directory`` (it writes
+    ``search.json`` after its checks), so that workers started next cannot race its checks."""
+    import time
+
+    deadline = time.monotonic() + seconds  # a bound for the harness, not a claim
+    while not (directory / "search.json").exists():
+        if chief.poll() is not None:
+            raise AssertionError(f"the chief exited first:\n{chief.communicate()[1][-3000:]}")
+        if time.monotonic() > deadline:
+            raise AssertionError("the chief did not claim its directory")
+        time.sleep(0.1)

@@ -20,6 +20,7 @@ import pytest
 from keras_tuner.src import protos
 
 from metaloss.search._chief import ChiefNotAnswering, guard_chief_calls
+from tests.search.helpers import wait_for_chief
 from tests.search.test_resume_and_distributed import TRIAL_LINE, finished_candidates, free_port
 
 SEARCH = [
@@ -77,7 +78,7 @@ def trial_file(directory: Path, trial_id: str) -> dict:
 def test_a_worker_killed_mid_trial_is_replaced_and_every_candidate_scored_once(tmp_path):
     directory, port = tmp_path / "distributed", free_port()
     chief = start(directory, "chief", port)
-    time.sleep(2.0)  # the chief's directory checks come first
+    wait_for_chief(directory, chief)  # the chief's directory checks come first
     workers = [start(directory, f"worker{i}", port) for i in range(2)]
     killed = wait_for_running_trial(directory, "worker1", [chief, *workers])
     workers[1].send_signal(signal.SIGKILL)  # mid-trial, and never restarted
@@ -118,7 +119,7 @@ def test_a_worker_killed_mid_trial_is_replaced_and_every_candidate_scored_once(t
 def test_a_worker_whose_chief_died_exits_with_a_message(tmp_path):
     directory, port = tmp_path / "orphan", free_port()
     chief = start(directory, "chief", port)
-    time.sleep(2.0)
+    wait_for_chief(directory, chief)
     worker = start(directory, "worker0", port, timeout=5)  # gives up on its chief after 5 s
     wait_for_running_trial(directory, "worker0", [chief, worker])  # it has met its chief
     chief.send_signal(signal.SIGKILL)
@@ -142,7 +143,7 @@ def test_the_chief_of_a_worker_training_candidates_together_exits(tmp_path):
     # has been told the search is over.
     directory, port = tmp_path / "together", free_port()
     chief = start(directory, "chief", port)
-    time.sleep(2.0)
+    wait_for_chief(directory, chief)
     worker = start(directory, "worker0", port, "--parallel-candidates", "2")
     for process in (worker, chief):
         try:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from metaloss.search import SearchTask, TaylorGLOSearch
+from tests.search.helpers import wait_for_chief
 
 SEARCH = [
     "--dataset", "spiral", "--model", "mlp:hidden=[16]", "--generations", "3",
@@ -106,7 +107,7 @@ def test_chief_and_two_workers_run_every_trial_exactly_once(tmp_path):
     directory = tmp_path / "distributed"
     cluster = {"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(free_port())}
     chief = search_process(directory, env={**cluster, "KERASTUNER_TUNER_ID": "chief"})
-    time.sleep(2.0)  # the chief's directory checks come first
+    wait_for_chief(directory, chief)  # the chief's directory checks come first
     workers = [
         search_process(directory, env={**cluster, "KERASTUNER_TUNER_ID": f"worker{i}"})
         for i in range(2)
