@@ -31,7 +31,14 @@ from metaloss.losses._base import invalid_value
 from metaloss.search._files import write_json_atomically
 from metaloss.search.evaluate import SearchTask, evaluate_candidates
 
-__all__ = ["REEVALUATION_FILE", "distinct_best", "read_reevaluation", "reevaluate", "seeds_after"]
+__all__ = [
+    "REEVALUATION_FILE",
+    "distinct_best",
+    "read_reevaluation",
+    "reevaluate",
+    "seeds_after",
+    "winners_curse",
+]
 
 REEVALUATION_FILE = "reevaluation.json"
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from metaloss import losses
 from metaloss.analysis.plots import plot_loss_shapes, plot_search_progress
 from metaloss.search._files import write_text_atomically
+from metaloss.search.reevaluation import winners_curse
 from metaloss.search.results import (
     CANDIDATE_FILE,
     TRIALS_DIR,
@@ -211,16 +212,11 @@ def _reevaluation_section(record: SearchRecord) -> list[str]:
     ]
     headers = ("search rank", "trial", "search score", "fresh seeds", "re-evaluated", "")
     lines += _table(headers, rows)
-    gaps = [
-        e["search_score"] - e["mean"]
-        for e in entries
-        if e.get("mean") is not None and e.get("search_score") is not None
-    ]
-    if gaps:
+    curse = winners_curse(state)
+    if math.isfinite(curse):
         lines += [
             "",
-            f"Search score minus re-evaluated score, mean over these candidates: "
-            f"{sum(gaps) / len(gaps):+.4f}.",
+            f"Search score minus re-evaluated score, mean over these candidates: {curse:+.4f}.",
         ]
     if not state.get("complete"):
         done = len(state.get("seeds_done") or [])

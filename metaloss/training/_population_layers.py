@@ -59,6 +59,11 @@ def _functional(model: keras.Model):
     return graph
 
 
+def _graph_layers(graph) -> list:
+    """The layers of a functional graph, in its operations' order."""
+    return [op for op in graph.operations if isinstance(op, keras.layers.Layer)]
+
+
 def _fold(tensor):
     """``(K, B, ...)`` -> ``(K·B, ...)``."""
     shape = tf.shape(tensor)
@@ -157,15 +162,17 @@ class PopulationGraph:
             )
             self.trainable.append(variable)
             self._stacked[id(template)] = variable
+        # Each replica model's layers, in the template's order (same architecture).
+        replica_layers = (
+            None
+            if self.replica_models is None
+            else [_graph_layers(_functional(m)) for m in self.replica_models]
+        )
         # Normalization statistics that differ between the replicas, stacked on their axis.
         self._statistics = {}
         for index, layer in enumerate(self._layers()):
-            if type(layer) in _FIXED_STATE and self.replica_models is not None:
-                copies = [_functional(m).operations for m in self.replica_models]
-                copies = [
-                    [op for op in ops if isinstance(op, keras.layers.Layer)][index]
-                    for ops in copies
-                ]
+            if type(layer) in _FIXED_STATE and replica_layers is not None:
+                copies = [layers[index] for layers in replica_layers]
                 mean = [keras.ops.convert_to_numpy(c.mean) for c in copies]
                 variance = [keras.ops.convert_to_numpy(c.variance) for c in copies]
                 if any((m != mean[0]).any() for m in mean) or any(
@@ -177,14 +184,6 @@ class PopulationGraph:
                     )
         # Per-replica copies of the state of layers that run unrolled (e.g. batch statistics).
         self._replica_state = {}
-        replica_layers = (
-            None
-            if self.replica_models is None
-            else [
-                [op for op in _functional(m).operations if isinstance(op, keras.layers.Layer)]
-                for m in self.replica_models
-            ]
-        )
         for index, layer in enumerate(self._layers()):
             untracked = _untracked_variables(layer)
             if untracked:
@@ -224,7 +223,7 @@ class PopulationGraph:
         return list(replica_models)
 
     def _layers(self):
-        return [op for op in self._graph.operations if isinstance(op, keras.layers.Layer)]
+        return _graph_layers(self._graph)
 
     def replica_state(self, index: int) -> list:
         """Replica ``index``'s own copies of the non-trainable variables of the layers that run
@@ -285,8 +284,7 @@ class PopulationGraph:
             self.model.trainable_variables, model.trainable_variables, strict=True
         ):
             target.assign(self._stacked[id(template)][index])
-        layers = [op for op in _functional(model).operations if isinstance(op, keras.layers.Layer)]
-        for layer, target in zip(self._layers(), layers, strict=True):
+        for layer, target in zip(self._layers(), _graph_layers(_functional(model)), strict=True):
             if id(layer) in self._replica_state:  # shared state (e.g. normalization) stays
                 states = self._replica_state[id(layer)][index]
                 for variable, state in zip(target.non_trainable_variables, states, strict=True):

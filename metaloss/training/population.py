@@ -246,9 +246,16 @@ class PopulationTrainer:
         """Every replica's logits, and the labels as the losses take them (gathered per replica
         from the streams when there are several)."""
         if self.streams is not None:
-            x = tf.gather(x, self._stream_index)
             y = tf.gather(y, self._stream_index)
-        return self.population(x, training=training, per_replica=self.streams is not None), y
+        return self._logits(x, training), y
+
+    def _logits(self, x, training: bool):
+        """Every replica's logits for a batch: shared, or one per stream gathered per replica."""
+        if self.streams is None:
+            return self.population(x, training=training)
+        return self.population(
+            tf.gather(x, self._stream_index), training=training, per_replica=True
+        )
 
     def _accumulate(self, losses, y, logits, mask):
         size = tf.cast(tf.shape(logits)[1], tf.float64)
@@ -476,9 +483,7 @@ class PopulationTrainer:
 
     def _check_outputs(self, x) -> None:
         """Warns, once per run, for each probability loss about to be fed logits."""
-        if self.streams is not None:
-            x = tf.gather(x, self._stream_index)
-        logits = self.population(x, training=False, per_replica=self.streams is not None)
+        logits = self._logits(x, training=False)
         for k, loss in enumerate(self.losses):
             warn_if_not_probabilities(loss, logits[k])
 
