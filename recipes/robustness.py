@@ -14,7 +14,8 @@ own training loss, as the paper's code did, which a loss can game (see the READM
 Full scale (the defaults): CIFAR-10 read from ``--data-dir`` (or the Keras cache, downloading if
 allowed) with the 45k/5k validation split; All-CNN-C with the TaylorGLO papers' schedule for it
 (SGD, momentum 0.9, batch 128, learning rate 0.01 ×0.1 at epochs 200, 250 and 300, 350 epochs,
-weight decay 1e-3; REFERENCE §3); 5 seeds; all 10 000 test images attacked, PGD with 10 steps.
+weight decay 1e-3; the regularization paper, arXiv 2010.00788); 5 seeds; all 10 000 test
+images attacked, PGD with 10 steps.
 Not known exactly: the network and training budget of the paper's robustness experiments
 (All-CNN-C with its paper schedule is this recipe's choice), how many test images were attacked,
 and whether its ε sweep used PGD (FGSM is the paper's attack; PGD is added as the stronger one).

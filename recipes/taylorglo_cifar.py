@@ -18,7 +18,8 @@ Experiments (``--experiment``):
   attraction of ``--attraction-samples`` training samples is recorded every epoch; compares the
   fraction of *correctly classified* samples each loss pushes away from zero training error.
 
-Full-scale defaults follow the papers (REFERENCE §3): per model, the partial budget, the full
+Full-scale defaults follow the papers (arXiv 2002.00059 and 2010.00788, and the TaylorGLO
+reference code): per model, the partial budget, the full
 epochs, the learning-rate schedule and the weight decay (AlexNet 16/164 epochs, 0.1 ×0.1 at 81
 and 122, 5e-4; AllCNN-C 35/350, 0.01 ×0.1 at 200/250/300, 1e-3; ResNet-20/32/56, PreResNet-20
 20/200, 0.1 ×0.1 at 100 and 150, 1e-4; WRN-16-8 20/200, 0.1 ×0.2 at 60/120/160, 5e-4, dropout

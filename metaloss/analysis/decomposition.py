@@ -81,7 +81,8 @@ def _theta(theta: Sequence[float]) -> np.ndarray:
 def taylor_glo_coefficients(theta: Sequence[float]) -> TaylorGLOCoefficients:
     """The γ coefficients of a TaylorGLO loss.
 
-    Formula (REFERENCE §2, checked symbolically and against autodiff in the tests):
+    Formula (Gonzalez & Miikkulainen, arXiv 2010.00788; checked symbolically and against
+    autodiff in the tests):
 
     ```
     c1   = θ2 - θ1θ3 + ½θ4θ1² - θ0θ5 + θ0θ1θ6 + ½θ7θ0²

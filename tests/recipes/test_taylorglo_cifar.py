@@ -25,7 +25,8 @@ def test_paper_settings_fill_the_defaults():
         **dict.fromkeys(("budget_epochs", "epochs", "schedule", "weight_decay")),
     }
     resolved = module._resolve(params)
-    # REFERENCE §3: ResNets get 20 of 200 epochs, the "resnet" schedule and weight decay 1e-4;
+    # The TaylorGLO papers (arXiv 2002.00059): ResNets get 20 of 200 epochs, the "resnet"
+    # schedule and weight decay 1e-4;
     # data-utilisation runs use 10% of the training data.
     assert (resolved["budget_epochs"], resolved["epochs"]) == (20, 200)
     assert (resolved["schedule"], resolved["weight_decay"]) == ("resnet", 1e-4)
@@ -111,7 +112,8 @@ def test_attraction_records_pushed_away_fractions(tmp_path):
     _invoke(main, "--experiment", "attraction", "--output", str(output))
     (section,) = json.loads((output / "results.json").read_text())["sections"]
     final = section["pushed_away_correct_final"]
-    # Cross-entropy never pushes a correctly classified sample away (REFERENCE §2).
+    # Cross-entropy never pushes a correctly classified sample away (arXiv 2010.00788, its
+    # attraction analysis).
     assert final["cross_entropy"] == [0.0, 0.0]
     for label, values in final.items():
         for seed, value in enumerate(values):

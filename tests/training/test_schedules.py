@@ -1,4 +1,5 @@
-"""Named learning-rate schedules (REFERENCE §3) and optimizer construction."""
+"""Named learning-rate schedules (the TaylorGLO papers, arXiv 2002.00059 and 2010.00788) and
+optimizer construction."""
 
 import keras
 import pytest
