@@ -12,7 +12,8 @@ __all__ = ["write_json_atomically", "write_text_atomically"]
 def write_text_atomically(path: str | os.PathLike, text: str) -> Path:
     """Writes ``text`` to a temporary name beside ``path``, then renames it over ``path``."""
     path = Path(path)
-    partial = path.with_name(path.name + ".partial")
+    # One temporary name per writer: a chief and its workers may write the same report at once.
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
     partial.write_text(text)
     os.replace(partial, path)
     return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -22,7 +23,8 @@ def save(fig, path: str | Path) -> Path:
     try:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name("partial." + path.name)
+        # One temporary name per writer (processes may write the same figure at once).
+        partial = path.with_name(f"partial.{os.getpid()}.{path.name}")
         fig.savefig(partial, dpi=120, bbox_inches="tight")
         partial.replace(path)
         return path
