@@ -1,4 +1,4 @@
-"""`metaloss online`: AdaLFL online loss learning next to cross-entropy, with its files."""
+"""`metaloss online`: AdaLFL online loss learning (and ML3) next to cross-entropy, with files."""
 
 from __future__ import annotations
 
@@ -22,6 +22,16 @@ BASELINE_DIRECTORY = "cross_entropy"
 
 
 @click.command()
+@click.option(
+    "--method",
+    "methods",
+    type=click.Choice(["adalfl", "ml3"]),
+    multiple=True,
+    default=["adalfl"],
+    show_default=True,
+    help="adalfl: the loss learned offline, then online; ml3: learned offline, then frozen. "
+    "Repeat for both: the first writes into --output, each other into --output/<method>.",
+)
 @dataset_option()
 @click.option(
     "--model",
@@ -43,7 +53,7 @@ BASELINE_DIRECTORY = "cross_entropy"
     "--output",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Output directory. Defaults to runs/<dataset>-<model>-adalfl-s<seed>.",
+    help="Output directory. Defaults to runs/<dataset>-<model>-<method>-s<seed>.",
 )
 @optimizer_options(
     optimizer="adam",
@@ -89,6 +99,7 @@ BASELINE_DIRECTORY = "cross_entropy"
 )
 @click.option("--overwrite", is_flag=True, help="Replace the results already in --output.")
 def online(
+    methods,
     dataset,
     model,
     epochs,
@@ -111,18 +122,20 @@ def online(
     resume,
     overwrite,
 ):
-    """Learn a loss online with AdaLFL, next to cross-entropy; write the learned loss and figures.
+    """Learn a loss online with AdaLFL (or offline with ML3), next to cross-entropy.
 
     Writes learned_loss.json (usable as `metaloss train --loss learned_loss.json`),
-    model.keras, snapshots.json, history.json, results.json, the cross-entropy run under
-    cross_entropy/, comparison.json, learned_loss_shapes.png and training_curves.png.
+    model.keras, snapshots.json, history.json, results.json and learned_loss_shapes.png per
+    method, the cross-entropy run under cross_entropy/, comparison.json (one entry per method
+    and cross-entropy) and training_curves.png.
 
     Example: metaloss online --dataset mnist1d --model mlp --epochs 10 --init-steps 250
+    --method adalfl --method ml3
     """
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite exclude each other.")
     if output is None:
-        output = Path("runs") / f"{dataset}-{model.split(':')[0]}-adalfl-s{seed}"
+        output = Path("runs") / f"{dataset}-{model.split(':')[0]}-{methods[0]}-s{seed}"
     if (output / "results.json").exists() and not (resume or overwrite):
         raise click.UsageError(
             f"{output} already holds a finished run; pass --overwrite to replace it, or "
@@ -146,23 +159,31 @@ def online(
         "data_dir": data_dir,
         "jit_compile": jit,
     }
-    click.echo(
-        f"AdaLFL on {dataset} / {model}: {init_steps} offline steps, then {epochs} epochs",
-        err=True,
-    )
+    methods = list(dict.fromkeys(methods))  # each method once, in the order given
+    directories = {
+        method: output if index == 0 else output / method for index, method in enumerate(methods)
+    }
+    runs, snapshots = {}, {}
     try:
-        adalfl = online_experiment(
-            dataset,
-            model,
-            init_steps=init_steps,
-            meta_learning_rate=meta_lr,
-            inner_lr=inner_lr,
-            offline_step=offline_step,
-            output=output,
-            resume=resume,
-            **common,
-        )
-        runs = {"adalfl": adalfl.experiment}
+        for method, directory in directories.items():
+            click.echo(
+                f"{_NAMES[method]} on {dataset} / {model}: {init_steps} offline steps, then "
+                f"{epochs} epochs" + (" with the loss frozen" if method == "ml3" else ""),
+                err=True,
+            )
+            run = online_experiment(
+                dataset,
+                model,
+                init_steps=init_steps,
+                meta_learning_rate=meta_lr,
+                inner_lr=inner_lr,
+                offline_step=offline_step,
+                output=directory,
+                resume=resume,
+                method=method,
+                **common,
+            )
+            runs[method], snapshots[method] = run.experiment, run.online.snapshots
         if baseline:
             click.echo(f"Cross-entropy on {dataset} / {model}: {epochs} epochs", err=True)
             runs["cross_entropy"] = train_experiment(
@@ -175,11 +196,14 @@ def online(
             )
     except (ValueError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from None
-    shapes = plot_learned_loss_snapshots(
-        adalfl.online.snapshots,
-        output / "learned_loss_shapes.png",
-        title=f"AdaLFL learned loss during training ({dataset} / {model})",
-    )
+    shapes = [
+        plot_learned_loss_snapshots(
+            snapshots[method],
+            directory / "learned_loss_shapes.png",
+            title=f"{_NAMES[method]} learned loss during training ({dataset} / {model})",
+        )
+        for method, directory in directories.items()
+    ]
     curves = plot_comparison(
         {name: run.history for name, run in runs.items()},
         output / "training_curves.png",
@@ -190,9 +214,13 @@ def online(
         json.dumps({name: run.to_dict() for name, run in runs.items()}, indent=2) + "\n"
     )
     click.echo(format_table(RESULT_HEADERS, [result_row(run) for run in runs.values()]))
-    click.echo(f"\nAdaLFL: {adalfl.experiment.message}")
+    for method in methods:
+        click.echo(f"\n{_NAMES[method]}: {runs[method].message}")
+    learned = output / LEARNED_LOSS_FILE
     click.echo(
-        f"Wrote {output / LEARNED_LOSS_FILE} (use it with `metaloss train --loss "
-        f"{output / LEARNED_LOSS_FILE}`), {output / 'model.keras'}, {comparison}, {shapes}, "
-        f"{curves}"
+        f"Wrote {learned} (use it with `metaloss train --loss {learned}`), "
+        f"{output / 'model.keras'}, {comparison}, {', '.join(map(str, shapes))}, {curves}"
     )
+
+
+_NAMES = {"adalfl": "AdaLFL", "ml3": "ML3"}

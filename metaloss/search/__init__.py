@@ -1,4 +1,4 @@
-"""Loss-function search: TaylorGLO evolution with a CMA-ES KerasTuner oracle, and AdaLFL.
+"""Loss-function search: TaylorGLO evolution with a CMA-ES KerasTuner oracle, AdaLFL and ML3.
 
 ```python
 task = metaloss.search.SearchTask("mnist1d", "mlp", epochs=5)
@@ -10,17 +10,22 @@ search.best_loss()          # a metaloss.losses.TaylorGLO
 
 result = metaloss.search.online_fit(model, data.train, epochs=10, init_steps=500)   # AdaLFL
 result.loss                 # a metaloss.losses.LearnedLoss
+frozen = metaloss.search.online_fit(model, data.train, epochs=10, init_steps=500,
+                                    method="ml3")  # ML3: learned offline, then frozen
 ```
 """
 
 from metaloss.search.evaluate import CandidateResult, EarlyAbort, SearchTask, evaluate_candidates
-from metaloss.search.online import AdaLFL, OnlineResult, Snapshot, online_fit
+from metaloss.search.ml3 import ML3
+from metaloss.search.online import METHODS, AdaLFL, OnlineResult, Snapshot, online_fit
 from metaloss.search.oracle import CMAESOracle
 from metaloss.search.reevaluation import REEVALUATION_FILE, read_reevaluation
 from metaloss.search.spaces import REFERENCE_SCALE, LossSpace, TaylorGLOInvariant, TaylorGLOSpace
 from metaloss.search.tuner import TaylorGLOSearch
 
 __all__ = [
+    "METHODS",
+    "ML3",
     "REEVALUATION_FILE",
     "REFERENCE_SCALE",
     "AdaLFL",

@@ -38,7 +38,11 @@ from metaloss.training._checkpoint import EpochCheckpoint
 from metaloss.training.schedules import make_optimizer
 from metaloss.training.trainer import FitResult, Trainer
 
-__all__ = ["AdaLFL", "OnlineResult", "Snapshot", "online_fit"]
+__all__ = ["METHODS", "AdaLFL", "OnlineResult", "Snapshot", "online_fit"]
+
+#: The methods :func:`online_fit` runs: ``"adalfl"`` (offline phase, then the loss learned
+#: online) and ``"ml3"`` (offline phase only, then the loss frozen: :class:`~metaloss.search.ML3`).
+METHODS = ("adalfl", "ml3")
 
 _RESETS = ("shuffle", "initial")
 #: The offline phase's inner step: ``"sgd"``, plain ``θ' = θ - α ∇_θ M_φ`` with ``inner_lr``
@@ -415,7 +419,7 @@ class AdaLFL(Trainer):
         self._recorder = SnapshotRecorder(self, snapshot_steps)
         try:
             fit = super().fit(
-                _with_meta_batches(train, meta_data),
+                self._training_batches(train, meta_data),
                 epochs=epochs,
                 steps=steps,
                 validation=validation,
@@ -496,6 +500,10 @@ class AdaLFL(Trainer):
         )
         result.initialization = initialization
         return result
+
+    def _training_batches(self, train, meta_data):
+        """What the online step reads: each training batch with its meta batch."""
+        return _with_meta_batches(train, meta_data)
 
     # Checkpoints: φ, the meta-optimizer and the snapshots join the Trainer's ------------------
 
@@ -578,13 +586,16 @@ def online_fit(
     jit_compile: bool | None = None,
     checkpoint_dir: str | Path | None = None,
     verbose: str | int = "auto",
+    method: str = "adalfl",
 ) -> OnlineResult:
-    """AdaLFL end to end: ``init_steps`` offline steps, then online training.
+    """AdaLFL (or ML3) end to end: ``init_steps`` offline steps, then training.
 
     See :class:`AdaLFL` for the arguments it shares and :meth:`AdaLFL.run` for
     ``checkpoint_dir`` (resume an interrupted run); ``init_steps=0`` skips the offline phase
     (the paper uses 2500). A non-finite offline phase stops before training, with status
-    ``"diverged"``.
+    ``"diverged"``. ``method`` is one of :data:`METHODS`: `"adalfl"` learns the loss online
+    after the offline phase, `"ml3"` freezes it (:class:`~metaloss.search.ML3`). Defaults to
+    `"adalfl"`.
 
     Returns:
         An :class:`OnlineResult`: history (``loss``, ``accuracy``, ``meta_loss`` and validation
@@ -600,7 +611,12 @@ def online_fit(
     metaloss.losses.save(result.loss, "learned_loss.json")
     ```
     """
-    adalfl = AdaLFL(
+    if method not in METHODS:
+        raise invalid_value("method", f"one of {list(METHODS)}", method)
+    from metaloss.search.ml3 import ML3  # ML3 builds on AdaLFL: imported here, not above
+
+    learner = AdaLFL if method == "adalfl" else ML3
+    adalfl = learner(
         model,
         loss,
         optimizer,

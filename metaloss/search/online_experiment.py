@@ -1,4 +1,4 @@
-"""One AdaLFL run end to end, like :func:`metaloss.training.train_experiment`, with its files."""
+"""One AdaLFL (or ML3) run end to end, like :func:`metaloss.training.train_experiment`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import keras
 
 from metaloss import losses
 from metaloss.losses import LearnedLoss
-from metaloss.search.online import DEFAULT_INNER_LR, AdaLFL, OnlineResult
+from metaloss.losses._base import invalid_value
+from metaloss.search.ml3 import ML3
+from metaloss.search.online import DEFAULT_INNER_LR, METHODS, AdaLFL, OnlineResult
 from metaloss.training.experiment import (
     ExperimentResult,
     _write_outputs,
@@ -27,7 +29,7 @@ SNAPSHOTS_FILE = "snapshots.json"
 
 @dataclass
 class OnlineExperiment:
-    """What :func:`online_experiment` did: the usual experiment record and the AdaLFL run."""
+    """What :func:`online_experiment` did: the usual experiment record and the AdaLFL/ML3 run."""
 
     experiment: ExperimentResult
     online: OnlineResult
@@ -55,8 +57,9 @@ def online_experiment(
     jit_compile: bool | None = None,
     resume: bool = False,
     verbose: str | int = "auto",
+    method: str = "adalfl",
 ) -> OnlineExperiment:
-    """Trains ``model`` on ``dataset`` with AdaLFL and evaluates it on the test split.
+    """Trains ``model`` on ``dataset`` with AdaLFL (or ML3) and evaluates it on the test split.
 
     Data, model and optimizer are built exactly as :func:`metaloss.training.train_experiment`
     builds them for the same arguments and seed, so a cross-entropy run with that function
@@ -84,10 +87,15 @@ def online_experiment(
             φ, the meta-optimizer, the snapshots and the offline phase's result) and continue
             from them if present: the resumed run ends where the uninterrupted one would.
             Defaults to `False`.
+        method: `"adalfl"` (the loss learned online after the offline phase) or `"ml3"` (the
+            offline phase only, then the loss frozen; its snapshots are all the same network).
+            The result's ``loss`` is the method's name. Defaults to `"adalfl"`.
 
     Returns:
         An :class:`OnlineExperiment`.
     """
+    if method not in METHODS:
+        raise invalid_value("method", f"one of {list(METHODS)}", method)
     start = time.perf_counter()
     data, network = setup_experiment(
         dataset,
@@ -101,7 +109,8 @@ def online_experiment(
     base_optimizer = build_optimizer(
         data, optimizer, learning_rate, momentum=momentum, weight_decay=weight_decay
     )
-    adalfl = AdaLFL(
+    learner = AdaLFL if method == "adalfl" else ML3
+    trainer = learner(
         network,
         LearnedLoss(seed=seed, from_logits=True),
         base_optimizer,
@@ -112,7 +121,7 @@ def online_experiment(
         jit_compile=jit_compile,
     )
     checkpoints = Path(output) / "checkpoints" if (output is not None and resume) else None
-    run = adalfl.run(
+    run = trainer.run(
         data.train_epoch,
         init_steps=init_steps,
         epochs=epochs,
@@ -120,14 +129,14 @@ def online_experiment(
         checkpoint_dir=checkpoints,
         verbose=verbose,
     )
-    test = adalfl.evaluate(data.test)
+    test = trainer.evaluate(data.test)
     history = dict(run.history)
     if run.initialization is not None:
         history["init_meta_loss"] = run.initialization.history["meta_loss"]
     experiment = ExperimentResult.from_run(
         dataset=dataset,
         model=model,
-        loss="adalfl",
+        loss=method,
         seed=seed,
         fit=run,
         test=test,

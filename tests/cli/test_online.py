@@ -54,6 +54,48 @@ def test_online_writes_learned_loss_comparison_and_figures_and_the_loss_trains(t
     assert "completed" in again.stdout
 
 
+def test_online_runs_ml3_beside_adalfl_and_ml3_keeps_its_offline_loss(tmp_path):
+    out = tmp_path / "o"
+    common = ["--dataset", "spiral", "--model", "mlp:hidden=[16]", "--epochs", 2]
+    result = invoke(
+        "online",
+        *common,
+        "--init-steps",
+        4,
+        "--method",
+        "adalfl",
+        "--method",
+        "ml3",
+        "--output",
+        out,
+    )
+    assert result.exit_code == 0, result.output
+    assert [line.split()[0] for line in result.stdout.splitlines()[2:5]] == [
+        "adalfl",
+        "ml3",
+        "cross_entropy",
+    ]
+    comparison = json.loads((out / "comparison.json").read_text())
+    assert list(comparison) == ["adalfl", "ml3", "cross_entropy"]
+    assert comparison["ml3"]["loss"] == "ml3" and comparison["ml3"]["epochs"] == 2
+    for name in ("learned_loss.json", "snapshots.json", "learned_loss_shapes.png"):
+        assert (out / name).is_file() and (out / "ml3" / name).is_file(), name
+    # ML3's loss is frozen after the offline phase: every snapshot holds the same weights,
+    # the ones its offline phase shares with AdaLFL's (same seed), while AdaLFL's move on.
+    ml3 = json.loads((out / "ml3" / "snapshots.json").read_text())
+    adalfl = json.loads((out / "snapshots.json").read_text())
+    assert [s["epoch"] for s in ml3] == [0, 1, 2]
+    assert all(s["config"]["weights"] == ml3[0]["config"]["weights"] for s in ml3)
+    np.testing.assert_allclose(
+        np.concatenate([np.ravel(w) for w in ml3[0]["config"]["weights"]]),
+        np.concatenate([np.ravel(w) for w in adalfl[0]["config"]["weights"]]),
+        rtol=1e-6,
+    )
+    assert adalfl[-1]["config"]["weights"] != adalfl[0]["config"]["weights"]
+    history = json.loads((out / "ml3" / "history.json").read_text())
+    assert len(history["init_meta_loss"]) == 4 and "meta_loss" not in history
+
+
 def test_model_trained_online_reloads_with_its_learned_loss_in_a_fresh_process(tmp_path):
     out = tmp_path / "o"
     args = ["--dataset", "spiral", "--model", "mlp:hidden=[8]", "--epochs", 1, "--init-steps", 0]
