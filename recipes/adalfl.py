@@ -1,10 +1,12 @@
-"""AdaLFL (online loss-function learning) against cross-entropy, per dataset and model.
+"""AdaLFL (online loss-function learning) against ML3 and cross-entropy, per dataset and model.
 
 Reproduces the AdaLFL paper's main comparison on the datasets of that paper that metaloss has:
-a loss network learned online, one meta-step after every base step (after an ML3-style offline
-initialisation), against cross-entropy with the same data, data order, initial weights, optimizer
-and budget. Each task (``--task dataset:model``, repeatable) is one comparison; both arms run with
-seeds 0..N-1 and are compared by test accuracy (Welch's t-test).
+cross-entropy, ML3 (a loss network learned offline, then frozen) and AdaLFL (the same offline
+phase, then the loss learned online, one meta-step after every base step), with the same data,
+data order, initial weights, optimizer and budget. ``--methods`` picks the arms (default
+``ce,ml3,adalfl``). Each task (``--task dataset:model``, repeatable) is one comparison; every arm
+runs with seeds 0..N-1 and is compared by test accuracy (Welch's t-test) with cross-entropy, and
+AdaLFL with ML3 (what the online phase adds).
 
 Full scale (the defaults): MNIST with the zoo's ``mlp``, CIFAR-10 with ``allcnn_c`` (All-CNN-C,
 one of the paper's CIFAR-10 networks) and CIFAR-100 with ``wrn:depth=28,width=10`` (WRN-28-10);
@@ -22,9 +24,11 @@ learning: AdaLFL"); ``--optimizer sgd`` uses momentum 0 unless ``--momentum`` sa
 
 Writes ``settings.json``, ``results.json`` and ``results.md`` (one section per task), per task
 ``<task>_test_accuracy.png``, ``<task>_validation_accuracy.png`` and ``<task>_learned_loss.png``
-(the learned loss of the seed-0 AdaLFL run at up to 6 points of training), and one run directory
-per task, arm and seed (``<task>/adalfl/seed<k>`` with ``learned_loss.json``,
-``snapshots.json`` and the model; ``<task>/cross_entropy/seed<k>``). Rerun the same command to
+(the learned loss of the seed-0 AdaLFL run, or ML3's without AdaLFL, at up to 6 points of
+training), and one run directory per task, arm and seed (``<task>/adalfl/seed<k>`` and
+``<task>/ml3/seed<k>`` with ``learned_loss.json``, ``snapshots.json`` and the model;
+``<task>/cross_entropy/seed<k>``). Each section's JSON holds ``adalfl_vs_ml3`` (difference and
+Welch's p) when both learned arms ran. Rerun the same command to
 resume: finished runs are not repeated, and an interrupted run (AdaLFL or cross-entropy)
 continues from its checkpoints to the result it would have had.
 
@@ -65,6 +69,21 @@ SMOKE = {
     "seeds": 2,
 }
 BASELINE = "cross_entropy"
+#: ``--methods`` names and the arms they run (``ce`` is cross-entropy).
+METHOD_ARMS = {"ce": BASELINE, "ml3": "ml3", "adalfl": "adalfl"}
+
+
+def _methods(ctx, param, value):
+    """Click callback: ``ce,ml3,adalfl`` -> the arms, in that order, each once."""
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in names if name not in METHOD_ARMS]
+    if unknown or not names:
+        raise click.BadParameter(
+            f"expected a comma-separated list of {list(METHOD_ARMS)}, got {value!r}",
+            ctx=ctx,
+            param=param,
+        )
+    return list(dict.fromkeys(METHOD_ARMS[name] for name in names))
 
 
 def _model_error(dataset: str, model: str) -> str | None:
@@ -133,6 +152,14 @@ def _snapshots_figure(run, path, title):
     help="DATASET:MODEL, e.g. cifar10:allcnn_c or cifar100:wrn:depth=28,width=10; repeat for "
     "several, each a section of the results.",
 )
+@click.option(
+    "--methods",
+    default="ce,ml3,adalfl",
+    callback=_methods,
+    show_default=True,
+    help="The arms, comma-separated: ce (cross-entropy), ml3 (learned offline, then frozen), "
+    "adalfl (learned offline, then online).",
+)
 @click.option("--epochs", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option(
     "--init-steps",
@@ -158,7 +185,7 @@ def _snapshots_figure(run, path, title):
 @data_split_options
 @click.option("--jit-compile/--no-jit-compile", default=None)
 def main(**_):
-    """AdaLFL vs cross-entropy, one comparison per --task."""
+    """AdaLFL vs ML3 vs cross-entropy, one comparison per --task."""
     ctx = click.get_current_context()
     p = apply_smoke(ctx, SMOKE)
     output = p["output"]
@@ -180,78 +207,115 @@ def main(**_):
         "verbose": p["verbose"],
     }
     sections = []
+    labels = p["methods"]
+    baseline = BASELINE if BASELINE in labels else labels[0]
     for task in p["tasks"]:
         dataset, _, model = task.partition(":")
         name = task_directory(task)
         click.echo(
-            f"{dataset} / {model}: AdaLFL ({p['init_steps']} offline steps) and cross-entropy, "
+            f"{dataset} / {model}: {', '.join(labels)} ({p['init_steps']} offline steps), "
             f"{p['epochs']} epochs, {p['seeds']} seeds"
+        )
+        learned = functools.partial(
+            online_experiment,
+            dataset,
+            model,
+            resume=True,
+            init_steps=p["init_steps"],
+            meta_learning_rate=p["meta_lr"],
+            **common,
         )
         runs = {
             BASELINE: functools.partial(
                 train_experiment, dataset, model, "cross_entropy", resume=True, **common
             ),
-            "adalfl": functools.partial(
-                online_experiment,
-                dataset,
-                model,
-                resume=True,
-                init_steps=p["init_steps"],
-                meta_learning_rate=p["meta_lr"],
-                **common,
-            ),
+            "ml3": functools.partial(learned, method="ml3"),
+            "adalfl": functools.partial(learned, method="adalfl"),
         }
         try:
             arms = {
                 label: run_seeds(
-                    run, range(p["seeds"]), output / name / label, on_result=run_printer(label)
+                    runs[label],
+                    range(p["seeds"]),
+                    output / name / label,
+                    on_result=run_printer(label),
                 )
-                for label, run in runs.items()
+                for label in labels
             }
         except (ValueError, FileNotFoundError) as error:
             raise click.ClickException(f"{task}: {error}") from None
-        figure = _snapshots_figure(
-            seed_directory(output / name / "adalfl", 0),
-            output / f"{name}_learned_loss.png",
-            title=f"AdaLFL learned loss, {dataset} / {model}, seed 0",
-        )
+        extra = {"task": task, "dataset": dataset, "model": model}
+        notes = [_arms_note(labels, p)]
+        shown = next((label for label in ("adalfl", "ml3") if label in arms), None)
+        if shown is not None:
+            figure = _snapshots_figure(
+                seed_directory(output / name / shown, 0),
+                output / f"{name}_learned_loss.png",
+                title=f"{_NAMES[shown]} learned loss, {dataset} / {model}, seed 0",
+            )
+            extra["learned_loss_figure"] = figure.name
+        if {"adalfl", "ml3"} <= set(arms) and p["seeds"] > 1:
+            online_gain = _online_gain(arms)
+            extra["adalfl_vs_ml3"] = online_gain
+            notes.append(
+                "The online phase (AdaLFL − ML3, same offline phase and seeds): "
+                f"{online_gain['difference']:+.4f} test accuracy, Welch's p = "
+                f"{online_gain['p_value']:.3g}."
+            )
         unfinished = [
             f"{label} seed {r.seed}: {r.status} ({r.message})"
             for label, records in arms.items()
             for r in records
             if r.status != "completed"
         ]
+        notes += ["Unfinished runs: " + "; ".join(unfinished)] if unfinished else []
+        if shown is not None:
+            notes.append(f"![learned loss of the seed-0 {_NAMES[shown]} run]({figure.name})")
         sections.append(
             comparison_section(
                 output,
                 title=f"{dataset} / {model}",
                 arms=arms,
-                baseline=BASELINE,
+                baseline=baseline,
                 name=name,
-                extra={
-                    "task": task,
-                    "dataset": dataset,
-                    "model": model,
-                    "learned_loss_figure": figure.name,
-                },
-                notes=[
-                    f"AdaLFL: {p['init_steps']} offline initialisation steps, then the loss "
-                    f"learned online for {p['epochs']} epochs; cross-entropy with the same "
-                    "data, initial weights, optimizer and budget.",
-                    *(["Unfinished runs: " + "; ".join(unfinished)] if unfinished else []),
-                    f"![learned loss of the seed-0 AdaLFL run]({figure.name})",
-                ],
+                extra=extra,
+                notes=notes,
             )
         )
     optimizer = p["optimizer"].upper() if p["optimizer"] == "sgd" else "Adam"
     write_results(
         output,
-        title=f"AdaLFL vs cross-entropy ({optimizer}, {p['epochs']} epochs, "
-        f"{p['init_steps']} offline steps)",
+        title=f"{' vs '.join(_NAMES[label] for label in labels)} ({optimizer}, "
+        f"{p['epochs']} epochs, {p['init_steps']} offline steps)",
         command=command_line(ctx, "adalfl.py"),
         settings=settings,
         sections=sections,
     )
+
+
+_NAMES = {BASELINE: "cross-entropy", "ml3": "ML3", "adalfl": "AdaLFL"}
+
+
+def _arms_note(labels, p) -> str:
+    described = {
+        BASELINE: "cross-entropy",
+        "ml3": f"ML3 ({p['init_steps']} offline steps, then the loss frozen)",
+        "adalfl": f"AdaLFL ({p['init_steps']} offline steps, then the loss learned online)",
+    }
+    return (
+        f"{'; '.join(described[label] for label in labels)}: {p['epochs']} epochs each, with "
+        "the same data, data order, initial weights, optimizer and budget."
+    )
+
+
+def _online_gain(arms) -> dict:
+    """AdaLFL against ML3 (Welch's t-test of test accuracy): what the online phase adds."""
+    from metaloss.analysis.statistics import welch_t_test
+
+    test = welch_t_test(
+        [r.test_accuracy for r in arms["adalfl"]], [r.test_accuracy for r in arms["ml3"]]
+    )
+    return {"difference": test.difference, "p_value": test.p_value}
 
 
 if __name__ == "__main__":

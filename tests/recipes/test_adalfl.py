@@ -3,6 +3,7 @@
 import json
 import statistics
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -49,13 +50,24 @@ def test_smoke_run_writes_one_section_per_task(smoke_run):
     for section, name in zip(sections, TASKS.values(), strict=True):
         assert section["baseline"] == "cross_entropy"
         runs = section["runs"]
-        assert list(runs) == ["cross_entropy", "adalfl"]
+        assert list(runs) == ["cross_entropy", "ml3", "adalfl"]
         assert (
             [r["seed"] for r in runs["adalfl"]]
             == [0, 1]
             == [r["seed"] for r in runs["cross_entropy"]]
         )
         assert all(r["loss"] == "adalfl" for r in runs["adalfl"])
+        assert all(r["loss"] == "ml3" for r in runs["ml3"])
+        # What the online phase adds: AdaLFL against ML3, recomputed here with SciPy.
+        from scipy import stats
+
+        gain = stats.ttest_ind(
+            [r["test_accuracy"] for r in runs["adalfl"]],
+            [r["test_accuracy"] for r in runs["ml3"]],
+            equal_var=False,
+        )
+        if np.isfinite(gain.pvalue):
+            assert section["adalfl_vs_ml3"]["p_value"] == pytest.approx(gain.pvalue)
         # The same budget for both arms: 2 epochs of the same batches.
         steps = {r["steps"] for arm in runs.values() for r in arm}
         assert len(steps) == 1 and all(r["epochs"] == 2 for arm in runs.values() for r in arm)
@@ -82,7 +94,9 @@ def test_smoke_run_writes_one_section_per_task(smoke_run):
             assert len(history["init_meta_loss"]) == 5 and len(history["meta_loss"]) == 2
             assert (output / name / "cross_entropy" / f"seed{seed}" / "model.keras").is_file()
     assert markdown.count("### ") == 2
-    assert markdown.count("| adalfl | 2 |") == 2 and markdown.count("| cross_entropy | 2 |") == 2
+    for arm in ("cross_entropy", "ml3", "adalfl"):
+        assert markdown.count(f"| {arm} | 2 |") == 2
+    assert markdown.count("The online phase (AdaLFL − ML3") == 2
 
 
 @pytest.mark.slow
@@ -91,12 +105,12 @@ def test_a_second_run_resumes_and_changed_settings_exit_2(recipe, smoke_run):
     assert first.exit_code == 0, first.output
     before = json.loads((output / "results.json").read_text())
     models = sorted(output.glob("*/*/seed*/model.keras"))
-    assert len(models) == 8  # 2 tasks x 2 arms x 2 seeds
+    assert len(models) == 12  # 2 tasks x 3 arms x 2 seeds
     stamps = {m: m.stat().st_mtime_ns for m in models}
 
     second = CliRunner().invoke(recipe.main, args)
     assert second.exit_code == 0, second.output
-    assert second.output.count("finished earlier") == 8
+    assert second.output.count("finished earlier") == 12
     assert {m: m.stat().st_mtime_ns for m in models} == stamps
     after = json.loads((output / "results.json").read_text())
     for old, new in zip(before["sections"], after["sections"], strict=True):
@@ -118,6 +132,8 @@ def test_a_second_run_resumes_and_changed_settings_exit_2(recipe, smoke_run):
         ("--optimizer", "rmsprop"),
         ("--momentum", "1.5"),
         ("--init-steps", "-1"),
+        ("--methods", "ce,maml"),
+        ("--methods", ","),
     ],
 )
 def test_bad_input_is_a_usage_error_naming_the_option(recipe, tmp_path, option, value):
