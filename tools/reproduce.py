@@ -318,8 +318,8 @@ CLAIMS = [
         "(AdaLFL paper).",
         "adalfl",
         [
-            *("--task", "mnist1d:mlp", "--epochs", "30", "--init-steps", "250"),
-            *("--seeds", "5"),
+            *("--task", "mnist1d:mlp", "--task", "mnist1d:cnn1d", "--methods", "ce,ml3,adalfl"),
+            *("--epochs", "30", "--init-steps", "2500", "--seeds", "10"),
         ],
         ["--smoke"],
         _read_adalfl,
