@@ -5,9 +5,14 @@ three fresh copies (same seed) on the same fixed batch of ``--dataset``:
 
 - ``plain, cross-entropy``: ``Trainer._train_step`` with Keras's cross-entropy;
 - ``plain, learned loss``: ``Trainer._train_step`` with a ``LearnedLoss`` (same network cost);
+- ``ML3 step (loss frozen)``: ``ML3._train_step``, the training step after ML3's offline phase
+  (should cost what the plain step with the learned loss costs);
 - ``AdaLFL online step``: ``AdaLFL._train_step`` on the batch plus a meta batch: the base update
   with the learned loss, then the meta-gradient through that update (unrolled, second order) and
-  the meta-optimizer's update.
+  the meta-optimizer's update;
+- ``offline step, sgd`` and ``offline step, fresh_optimizer``: one step of the offline phase
+  (reset θ, the inner step, the meta-gradient, φ's update) with the plain inner step
+  ``θ' = θ - α∇M_φ`` (the default) and with one step of a fresh copy of the base optimizer.
 
 Each compiled step is called ``WARMUP`` times first (tracing excluded); each repeat then times
 blocks of ``STEPS_PER_ROUND`` calls of every variant in turn (ABAB..., order rotating), each block
@@ -40,7 +45,7 @@ import metaloss  # noqa: E402
 import metaloss.data  # noqa: E402
 import metaloss.models  # noqa: E402
 from metaloss.losses import LearnedLoss  # noqa: E402
-from metaloss.search.online import AdaLFL  # noqa: E402
+from metaloss.search import ML3, AdaLFL  # noqa: E402
 from metaloss.training import Trainer  # noqa: E402
 
 WARMUP = 5
@@ -70,23 +75,44 @@ def bench_model(data, model_name: str, repeats: int, steps: int, jit: bool | Non
             _optimizer(),
             jit_compile=jit,
         ),
+        "ML3 step (loss frozen)": ML3(
+            _model(data, model_name), optimizer=_optimizer(), seed=0, jit_compile=jit
+        ),
         "AdaLFL online step": AdaLFL(
             _model(data, model_name), optimizer=_optimizer(), seed=0, jit_compile=jit
         ),
     }
-    arguments = {
-        name: (batch, meta_batch) if isinstance(trainer, AdaLFL) else batch
+    offline = {
+        f"offline step, {kind}": AdaLFL(
+            _model(data, model_name),
+            optimizer=_optimizer(),
+            offline_step=kind,
+            seed=0,
+            jit_compile=jit,
+        )
+        for kind in ("sgd", "fresh_optimizer")
+    }
+    # Each variant: its compiled step, its arguments, and a variable to read (waits for the work).
+    variants = {
+        name: (
+            trainer._train_step,
+            (batch, meta_batch) if name == "AdaLFL online step" else batch,
+            trainer.optimizer.iterations,
+        )
         for name, trainer in trainers.items()
     }
+    for name, adalfl in offline.items():
+        adalfl.initialize(data.train, steps=1, verbose=0)  # keeps the initial weights to reset to
+        variants[name] = (adalfl._offline_step, (batch, meta_batch), adalfl._offline_steps)
 
     def run(name: str, count: int = STEPS_PER_ROUND) -> None:
-        trainer = trainers[name]
+        step, arguments, counter = variants[name]
         for _ in range(count):
-            trainer._train_step(*arguments[name])
-        trainer.optimizer.iterations.numpy()  # waits for any queued work
+            step(*arguments)
+        counter.numpy()  # waits for any queued work
 
     timers = {}
-    for name in trainers:
+    for name in variants:
         run(name, WARMUP)
         timers[name] = _timed(lambda name=name: run(name))
     rounds = max(1, steps // STEPS_PER_ROUND)

@@ -44,9 +44,9 @@ BASELINE_DIRECTORY = "cross_entropy"
 @click.option(
     "--init-steps",
     type=click.IntRange(min=0),
-    default=250,
+    default=2500,
     show_default=True,
-    help="Offline (ML3-style) initialisation steps before training; the paper uses 2500.",
+    help="Offline (ML3-style) initialisation steps before training (the paper's 2500).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds everything.")
 @click.option(

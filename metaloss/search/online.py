@@ -38,7 +38,15 @@ from metaloss.training._checkpoint import EpochCheckpoint
 from metaloss.training.schedules import make_optimizer
 from metaloss.training.trainer import FitResult, Trainer
 
-__all__ = ["METHODS", "AdaLFL", "OnlineResult", "Snapshot", "online_fit"]
+__all__ = [
+    "DEFAULT_INIT_STEPS",
+    "DEFAULT_INNER_LR",
+    "METHODS",
+    "AdaLFL",
+    "OnlineResult",
+    "Snapshot",
+    "online_fit",
+]
 
 #: The methods :func:`online_fit` runs: ``"adalfl"`` (offline phase, then the loss learned
 #: online) and ``"ml3"`` (offline phase only, then the loss frozen: :class:`~metaloss.search.ML3`).
@@ -54,6 +62,8 @@ OFFLINE_STEPS = ("sgd", "fresh_optimizer")
 #: could read; 0.01 is the base learning rate of the same author's ML3 implementation for MNIST
 #: (SGD without momentum, in the EvoMAL code), original ML3's MNIST experiment used 0.001.
 DEFAULT_INNER_LR = 0.01
+#: ``S_init``, the offline phase's steps: the AdaLFL paper's 2500.
+DEFAULT_INIT_STEPS = 2500
 _DEFAULT_RATES = {"sgd": 0.1, "adam": 1e-3}
 
 
@@ -84,6 +94,17 @@ class AdaLFL(Trainer):
     ``fit`` is :meth:`Trainer.fit` (epochs/steps, validation, callbacks, progress bar, a
     ``"diverged"`` status) with the online step of AdaLFL; :meth:`initialize` runs the offline
     phase first. ``history`` gains ``meta_loss``, the mean meta-objective of the epoch.
+
+    Settings and their sources. From the AdaLFL paper (Raymond et al., arXiv 2301.13247,
+    Algorithm 1 and its experimental setup): the loss network of two hidden layers of 40 units
+    applied output-wise, ``S_init`` = 2500 offline steps (:data:`DEFAULT_INIT_STEPS`), one plain
+    gradient inner step per offline step (``S_inner`` = 1) from freshly reset base weights, and
+    Adam with η = 1e-3 for φ. Not found in the paper's text we could read, so chosen here: α of
+    the inner step (:data:`DEFAULT_INNER_LR`, the base rate of the same author's ML3 code for
+    MNIST), the smooth leaky ReLU's γ and β (see :class:`~metaloss.losses.LearnedLoss`), and the
+    base optimizer (Adam at 1e-3: with SGD and heavy-ball momentum the one-step meta-gradient
+    steepens the loss until training degrades, measured). The paper draws its meta batch from
+    held-out data; here it is the next training batch unless ``meta_data`` is given.
 
     Args:
         model: a Keras model (outputs logits unless ``from_logits=False``).
@@ -570,7 +591,7 @@ def online_fit(
     *,
     epochs: int | None = None,
     steps: int | None = None,
-    init_steps: int = 0,
+    init_steps: int = DEFAULT_INIT_STEPS,
     validation: tf.data.Dataset | None = None,
     meta_data=None,
     loss: LearnedLoss | None = None,
@@ -591,11 +612,11 @@ def online_fit(
     """AdaLFL (or ML3) end to end: ``init_steps`` offline steps, then training.
 
     See :class:`AdaLFL` for the arguments it shares and :meth:`AdaLFL.run` for
-    ``checkpoint_dir`` (resume an interrupted run); ``init_steps=0`` skips the offline phase
-    (the paper uses 2500). A non-finite offline phase stops before training, with status
-    ``"diverged"``. ``method`` is one of :data:`METHODS`: `"adalfl"` learns the loss online
-    after the offline phase, `"ml3"` freezes it (:class:`~metaloss.search.ML3`). Defaults to
-    `"adalfl"`.
+    ``checkpoint_dir`` (resume an interrupted run); ``init_steps`` defaults to
+    :data:`DEFAULT_INIT_STEPS` (the paper's 2500), and 0 skips the offline phase. A non-finite
+    offline phase stops before training, with status ``"diverged"``. ``method`` is one of
+    :data:`METHODS`: `"adalfl"` learns the loss online after the offline phase, `"ml3"`
+    freezes it (:class:`~metaloss.search.ML3`). Defaults to `"adalfl"`.
 
     Returns:
         An :class:`OnlineResult`: history (``loss``, ``accuracy``, ``meta_loss`` and validation

@@ -13,7 +13,13 @@ from metaloss import losses
 from metaloss.losses import LearnedLoss
 from metaloss.losses._base import invalid_value
 from metaloss.search.ml3 import ML3
-from metaloss.search.online import DEFAULT_INNER_LR, METHODS, AdaLFL, OnlineResult
+from metaloss.search.online import (
+    DEFAULT_INIT_STEPS,
+    DEFAULT_INNER_LR,
+    METHODS,
+    AdaLFL,
+    OnlineResult,
+)
 from metaloss.training.experiment import (
     ExperimentResult,
     _write_outputs,
@@ -40,7 +46,7 @@ def online_experiment(
     model: str = "mlp",
     *,
     epochs: int = 10,
-    init_steps: int = 250,
+    init_steps: int = DEFAULT_INIT_STEPS,
     seed: int = 0,
     output: str | Path | None = None,
     batch_size: int = 128,
@@ -79,7 +85,8 @@ def online_experiment(
         momentum: SGD momentum. Defaults to `0.0`: with heavy-ball momentum 0.9 the one-step
             meta-gradient keeps steepening the learned loss (a larger effective step looks
             better one step ahead) until training degrades.
-        init_steps: steps of the offline initialisation, 0 to skip it. Defaults to `250`.
+        init_steps: steps of the offline initialisation, 0 to skip it. Defaults to `2500`
+            (the paper's).
         meta_learning_rate: Adam's rate for the loss network. Defaults to `1e-3` (the paper's).
         inner_lr, offline_step: the offline phase's inner step, as in
             :class:`~metaloss.search.AdaLFL`. Defaults to `0.01` and `"sgd"`.

@@ -16,5 +16,12 @@ def test_quick_run_prints_every_variant():
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
     assert process.returncode == 0, process.stderr[-3000:]
-    for row in ("plain, learned loss", "AdaLFL online step", "/ plain cross-entropy step"):
+    for row in (
+        "plain, learned loss",
+        "ML3 step (loss frozen)",
+        "AdaLFL online step",
+        "offline step, sgd",
+        "offline step, fresh_optimizer",
+        "/ plain cross-entropy step",
+    ):
         assert row in process.stdout
