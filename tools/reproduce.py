@@ -225,9 +225,25 @@ def _read_robustness(results, output):
 
 
 def _read_adalfl(results, output):
-    section = results["sections"][0]
-    finding = _pair(section, "adalfl", "cross_entropy")
-    finding.figures = [*section["figures"][:1], section["learned_loss_figure"]]
+    sections = results["sections"]
+    finding = _pair(sections[0], "adalfl", "cross_entropy")
+    finding.measured = f"{sections[0]['title']}: " + finding.measured
+    lines = []
+    for section in sections:
+        pairs = [_pair(section, arm, "cross_entropy") for arm in ("ml3", "adalfl")]
+        online = section.get("adalfl_vs_ml3", {})
+        lines.append(
+            f"{section['title']}: {pairs[0].measured.split(' vs ')[0]} (p = "
+            f"{pairs[0].p_value:.3g} vs cross-entropy), {pairs[1].measured} (p = "
+            f"{pairs[1].p_value:.3g}); AdaLFL − ML3 {online.get('difference', math.nan):+.4f}, "
+            f"p = {online.get('p_value', math.nan):.3g}."
+        )
+    finding.details = " ".join(lines)
+    finding.figures = [
+        figure
+        for section in sections
+        for figure in (section["figures"][0], section["learned_loss_figure"])
+    ]
     return finding
 
 
@@ -314,8 +330,8 @@ CLAIMS = [
     ),
     Claim(
         "adalfl",
-        "A loss learned online by AdaLFL trains a more accurate model than cross-entropy "
-        "(AdaLFL paper).",
+        "A loss learned online by AdaLFL trains a more accurate model than cross-entropy, and "
+        "than the same loss learned offline and frozen (ML3) (AdaLFL paper).",
         "adalfl",
         [
             *("--task", "mnist1d:mlp", "--task", "mnist1d:cnn1d", "--methods", "ce,ml3,adalfl"),
