@@ -20,6 +20,7 @@ from metaloss.losses._spec import parse_spec
 from metaloss.losses.baikal import Baikal, baikal
 from metaloss.losses.cyclic import CyclicClassEmphasis, cyclic_class_emphasis, cyclic_weights
 from metaloss.losses.learned import LearnedLoss, learned_loss, smooth_leaky_relu
+from metaloss.losses.symbolic import SymbolicLoss, symbolic_loss
 from metaloss.losses.taylor_glo import REFERENCE_CODE_EXAMPLE, TaylorGLO, taylor_glo
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "Baikal",
     "CyclicClassEmphasis",
     "LearnedLoss",
+    "SymbolicLoss",
     "TaylorGLO",
     "baikal",
     "catalog",
@@ -39,6 +41,7 @@ __all__ = [
     "save",
     "serialize",
     "smooth_leaky_relu",
+    "symbolic_loss",
     "taylor_glo",
 ]
 
@@ -86,6 +89,11 @@ _ZOO: dict[str, tuple[Callable[..., keras.losses.Loss], str]] = {
         LearnedLoss,
         "AdaLFL/ML3 learned loss network (2×40, smooth leaky ReLU); a fresh one is random: "
         "learn it with `metaloss online` (arXiv 2301.13247).",
+    ),
+    "symbolic": (
+        SymbolicLoss,
+        "Symbolic loss, a per-class expression of y and f such as neg(mul(y, log(f))) "
+        "(EvoMAL, arXiv 2209.08907); needs expression='...'.",
     ),
 }
 _ALIASES = {

@@ -57,6 +57,15 @@ def test_gamma_table_json_and_plot(tmp_path):
     assert plot.read_bytes()[:8] == PNG_MAGIC
 
 
+def test_gamma_of_a_symbolic_loss():
+    # -Σ y log f, summed over 10 classes: γ = n·(-∂L/∂f) is 10/p for the target, 0 otherwise.
+    spec = "symbolic:expression=neg(mul(y,log(f)))"
+    payload = stdout_json(invoke("gamma", "--loss", spec, "--points", "0.5,0.8", "--json"))
+    rule = payload["losses"][spec]
+    np.testing.assert_allclose(rule["gamma_target"], [20.0, 12.5], rtol=1e-5)
+    np.testing.assert_allclose(rule["gamma_non_target"], [0.0, 0.0], atol=1e-6)
+
+
 def test_gamma_rejects_bad_points():
     result = invoke("gamma", "--points", "0.5,1.5")
     assert result.exit_code == 2 and "--points" in result.output

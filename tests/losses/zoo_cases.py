@@ -1,6 +1,12 @@
 """How to build every registry entry for the contract tests (a new zoo entry must be added)."""
 
 THETA = [0.3, -0.2, 1.1, -0.7, 0.5, 1.3, -0.4, 0.9]
+# Every primitive once, with a literal: cross-entropy plus a bounded correction (22 edges).
+SYMBOLIC = (
+    "add(neg(mul(y,log(f))),div(square(sub(f,y)),add(sqrt(f),tanh(max(abs(f),"
+    "min(sign(y),neg(-0.5)))))))"
+)
+SYMBOLIC_WEIGHTS = [round(1.0 + 0.05 * ((-1) ** i) * i, 2) for i in range(22)]
 
 CONSTRUCTION = {
     "baikal": {},
@@ -11,11 +17,19 @@ CONSTRUCTION = {
     "taylor_glo_reference": {},
     "cyclic_class_emphasis": {"num_classes": 4, "period": 6, "amplitude": 3.0},
     "learned_loss": {"seed": 3},
+    "symbolic": {"expression": SYMBOLIC, "weights": SYMBOLIC_WEIGHTS},
 }
 # Keras losses that take only class ids (the zoo's own accept both formats).
 SPARSE_ONLY = {"sparse_cross_entropy"}
 # The zoo's own classes, which promise one-hot *and* sparse labels, sample weights, dtypes...
-METALOSS = ["baikal", "taylor_glo", "taylor_glo_reference", "cyclic_class_emphasis", "learned_loss"]
+METALOSS = [
+    "baikal",
+    "taylor_glo",
+    "taylor_glo_reference",
+    "cyclic_class_emphasis",
+    "learned_loss",
+    "symbolic",
+]
 
 
 def spec(name: str) -> str:
