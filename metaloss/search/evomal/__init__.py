@@ -1,4 +1,4 @@
-"""EvoMAL-style symbolic loss search: the filters that run before a candidate is trained.
+"""EvoMAL-style symbolic loss search: genetic programming over expressions, and its filters.
 
 References:
     Raymond, Chen, Xue, Zhang, *Learning Symbolic Model-Agnostic Loss Functions via
@@ -12,11 +12,25 @@ from metaloss.search.evomal.filters import (
     Rejection,
     rejection_protocol,
 )
+from metaloss.search.evomal.trees import (
+    PRIMITIVE_SET,
+    has_both_terminals,
+    initial_population,
+    next_generation,
+    to_expression,
+    to_tree,
+)
 
 __all__ = [
     "DEFAULT_FILTER_GRADIENT_STEPS",
     "DEFAULT_FILTER_SAMPLE_SIZE",
+    "PRIMITIVE_SET",
     "GradientEquivalence",
     "Rejection",
+    "has_both_terminals",
+    "initial_population",
+    "next_generation",
     "rejection_protocol",
+    "to_expression",
+    "to_tree",
 ]
