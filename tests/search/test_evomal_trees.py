@@ -36,10 +36,7 @@ def test_trees_and_expressions_convert_both_ways_without_eval(monkeypatch):
 
 def test_compiling_a_tree_is_refused():
     with pytest.raises(RuntimeError, match="never compiled"):
-        gp.compile(
-            to_tree("add(y, f)"),
-            __import__("metaloss.search.evomal.trees").search.evomal.trees.PRIMITIVE_SET,
-        )(1, 2)
+        gp.compile(to_tree("add(y, f)"), PRIMITIVE_SET)(1, 2)
 
 
 def test_initial_population_is_ramped_half_and_half_reads_y_and_f_and_follows_its_seed():
