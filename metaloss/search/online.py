@@ -30,7 +30,7 @@ import keras
 import tensorflow as tf
 
 from metaloss.data.epochs import one_batch_ahead, source_of
-from metaloss.losses import LearnedLoss
+from metaloss.losses import LearnedLoss, SymbolicLoss
 from metaloss.losses._base import invalid_value, one_hot_labels
 from metaloss.search._online_records import OnlineResult, Snapshot, SnapshotRecorder
 from metaloss.search._unrolled import check_unrollable, unrolled_step
@@ -161,8 +161,10 @@ class AdaLFL(Trainer):
         from_logits: bool = True,
     ) -> None:
         loss = LearnedLoss(seed=seed, from_logits=from_logits) if loss is None else loss
-        if not isinstance(loss, LearnedLoss):
-            raise invalid_value("loss", "a metaloss.losses.LearnedLoss", loss)
+        if not isinstance(loss, LearnedLoss | SymbolicLoss):
+            raise invalid_value(
+                "loss", "a metaloss.losses.LearnedLoss (or a SymbolicLoss, to tune)", loss
+            )
         if reset not in _RESETS:
             raise invalid_value("reset", f"one of {list(_RESETS)}", reset)
         if offline_step not in OFFLINE_STEPS:
@@ -179,7 +181,8 @@ class AdaLFL(Trainer):
             optimizer = make_optimizer(optimizer, _DEFAULT_RATES[optimizer], momentum=0.0)
         check_unrollable(optimizer)
         super().__init__(model, loss, optimizer, jit_compile=jit_compile, run_eagerly=run_eagerly)
-        default_objective = "mse" if loss.task == "regression" else "cross_entropy"
+        task = getattr(loss, "task", "classification")
+        default_objective = "mse" if task == "regression" else "cross_entropy"
         self._objective = _meta_objective(meta_objective or default_objective, from_logits)
         self.meta_optimizer = (
             keras.optimizers.Adam(1e-3) if meta_optimizer is None else meta_optimizer
@@ -460,7 +463,7 @@ class AdaLFL(Trainer):
             )
             recorder.record(result.steps, result.epochs)
         result.snapshots = recorder.snapshots
-        result.loss = LearnedLoss.from_config(self.loss.get_config())
+        result.loss = type(self.loss).from_config(self.loss.get_config())
         return result
 
     def run(
