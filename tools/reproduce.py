@@ -11,7 +11,7 @@ mechanical, never tuned toward the paper:
 
 Usage::
 
-    python tools/reproduce.py                       # every claim (about half an hour on 2 cores)
+    python tools/reproduce.py                       # every claim (about two hours on 2 cores)
     python tools/reproduce.py --claims baikal_data,adalfl
     python tools/reproduce.py --quick --output /tmp/r --results /tmp/r/RESULTS.md   # smoke
 
