@@ -3,32 +3,26 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from metaloss.losses import SymbolicLoss
 from metaloss.search import AdaLFL
 from metaloss.search.evomal.local_search import tune_weights
 
 from ..training.helpers import blobs, dataset, mlp
-from .test_online import float64, tiny_batches, tiny_model  # noqa: F401
+from .test_online import (  # noqa: F401
+    float64,
+    probe_step_meta_objective,
+    tiny_batches,
+    tiny_model,
+)
 
 EXPRESSION = "add(neg(mul(y, log(f))), mul(0.5, square(sub(f, y))))"
 
 
 def meta_objective(model, expression, weights, batch, meta_batch, inner_lr):
     """Cross-entropy after one plain step ``θ - α ∇_θ L_w``, computed on a model copy."""
-    copy = keras.models.clone_model(model)
-    copy.set_weights(model.get_weights())
     probe = SymbolicLoss(expression, weights=weights, from_logits=True)
-    (x, y), (x_meta, y_meta) = batch, meta_batch
-    with tf.GradientTape() as tape:
-        value = probe(y, copy(x, training=True))
-    gradients = tape.gradient(value, copy.trainable_variables)
-    for variable, gradient in zip(copy.trainable_variables, gradients, strict=True):
-        variable.assign(variable - inner_lr * gradient)
-    outputs = copy(x_meta).numpy()
-    log_softmax = outputs - np.log(np.exp(outputs).sum(-1, keepdims=True))
-    return -np.mean(log_softmax[np.arange(len(y_meta)), y_meta])
+    return probe_step_meta_objective(model, probe, batch, meta_batch, inner_lr)
 
 
 def test_edge_weight_meta_gradient_matches_central_finite_differences(float64):  # noqa: F811

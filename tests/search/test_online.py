@@ -115,9 +115,14 @@ def test_meta_gradient_matches_central_finite_differences(float64, name, regress
 
 def plain_step_meta_objective(model, loss, phi, batch, meta_batch, inner_lr):
     """``L_T`` after ML3's inner step ``θ' = θ - α ∇_θ M_φ``, computed with a model copy."""
+    probe = LearnedLoss.from_config({**loss.get_config(), "weights": [p.tolist() for p in phi]})
+    return probe_step_meta_objective(model, probe, batch, meta_batch, inner_lr)
+
+
+def probe_step_meta_objective(model, probe, batch, meta_batch, inner_lr):
+    """Cross-entropy after one plain step ``θ - α ∇_θ probe``, on a copy of ``model``."""
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
-    probe = LearnedLoss.from_config({**loss.get_config(), "weights": [p.tolist() for p in phi]})
     (x, y), (x_meta, y_meta) = batch, meta_batch
     with tf.GradientTape() as tape:
         value = probe(y, copy(x, training=True))

@@ -105,12 +105,10 @@ def to_tree(expression: str | Node) -> gp.PrimitiveTree:
     def visit(current: Node) -> None:
         if current.name == "const":
             nodes.append(gp.Terminal(float(current.value), False, object))
-        elif current.name in ("y", "f"):
+        else:  # a primitive or one of the terminals y, f
             nodes.append(PRIMITIVE_SET.mapping[current.name])
-        else:
-            nodes.append(PRIMITIVE_SET.mapping[current.name])
-            for child in current.children:
-                visit(child)
+        for child in current.children:
+            visit(child)
 
     visit(node)
     return gp.PrimitiveTree(nodes)
