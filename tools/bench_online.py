@@ -103,7 +103,11 @@ def bench_model(data, model_name: str, repeats: int, steps: int, jit: bool | Non
     }
     for name, adalfl in offline.items():
         adalfl.initialize(data.train, steps=1, verbose=0)  # keeps the initial weights to reset to
-        variants[name] = (adalfl._offline_step, (batch, meta_batch), adalfl._offline_steps)
+
+        def offline_step(batch, meta_batch, adalfl=adalfl):  # the reset, then the step
+            return adalfl._offline_step(batch, meta_batch, adalfl._offline_reset())
+
+        variants[name] = (offline_step, (batch, meta_batch), adalfl._offline_steps)
 
     def run(name: str, count: int = STEPS_PER_ROUND) -> None:
         step, arguments, counter = variants[name]

@@ -201,6 +201,7 @@ class AdaLFL(Trainer):
         self._offline_steps = tf.Variable(0, trainable=False, dtype=tf.int64)
         self._recorder: SnapshotRecorder | None = None  # the snapshots of the `fit` in progress
         self._offline_step = self._compile(self._offline_step_fn, jit_compile, run_eagerly)
+        self._offline_reset = self._compile(self._offline_reset_fn, False, run_eagerly)
 
     @property
     def _phi(self) -> list:
@@ -312,13 +313,20 @@ class AdaLFL(Trainer):
         self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables, strict=True))
         self._update_phi(meta_gradients)
 
-    def _offline_step_fn(self, batch, meta_batch):
-        """One ML3-style step: reset θ, one inner step (``offline_step``), update φ.
+    def _offline_reset_fn(self):
+        """The next offline step's starting θ (``reset``); counts the step.
+
+        Kept out of the XLA-compiled step: XLA has no kernel for the stateless shuffle.
+        """
+        self._offline_steps.assign_add(1)
+        return [self._reset_value(v, index) for index, v in enumerate(self._initial_theta)]
+
+    def _offline_step_fn(self, batch, meta_batch, theta):
+        """One ML3-style step from the reset ``theta``: one inner step (``offline_step``),
+        then φ's update.
 
         A non-finite step leaves φ and the meta-optimizer as they were.
         """
-        self._offline_steps.assign_add(1)
-        theta = [self._reset_value(v, index) for index, v in enumerate(self._initial_theta)]
         *_, meta_loss, meta_gradients, finite = self._differentiate(
             theta, batch, meta_batch, offline=True
         )
@@ -394,7 +402,7 @@ class AdaLFL(Trainer):
         progress = keras.utils.Progbar(steps, verbose=1) if verbose == 1 else None
         result = FitResult(history={"meta_loss": []})
         for step in range(steps):
-            meta_loss, finite = self._offline_step(*next(stream))
+            meta_loss, finite = self._offline_step(*next(stream), self._offline_reset())
             if not bool(finite):
                 result.status = "diverged"
                 result.message = (

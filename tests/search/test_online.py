@@ -248,6 +248,22 @@ def test_a_non_finite_offline_step_changes_nothing():
         np.testing.assert_array_equal(got, want)
 
 
+def test_xla_compiled_offline_phase_equals_the_uncompiled_one():
+    """XLA has no kernel for the shuffle reset: it runs outside the XLA-compiled step."""
+    x, y = blobs(n=64)
+
+    def offline(jit_compile):
+        loss = LearnedLoss(seed=2, from_logits=True)
+        adalfl = AdaLFL(mlp(seed=1), loss, "sgd", seed=3, jit_compile=jit_compile)
+        result = adalfl.initialize(dataset(x, y), steps=5, verbose=0)
+        return result.history["meta_loss"], loss.get_weights()
+
+    (meta_xla, phi_xla), (meta, phi) = offline(True), offline(False)
+    np.testing.assert_allclose(meta_xla, meta, rtol=1e-4)
+    for got, want in zip(phi_xla, phi, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
 def test_shuffle_resets_draw_permutations_of_the_initial_weights():
     model = mlp(seed=1)
     adalfl = AdaLFL(model, LearnedLoss(seed=0, from_logits=True), seed=4)
