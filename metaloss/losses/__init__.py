@@ -20,6 +20,8 @@ from metaloss.losses._spec import parse_spec
 from metaloss.losses.baikal import Baikal, baikal
 from metaloss.losses.cyclic import CyclicClassEmphasis, cyclic_class_emphasis, cyclic_weights
 from metaloss.losses.learned import LearnedLoss, learned_loss, smooth_leaky_relu
+from metaloss.losses.poly import PolyLoss, poly_loss
+from metaloss.losses.probability_mse import ProbabilityMSE, probability_mse
 from metaloss.losses.symbolic import SymbolicLoss, symbolic_loss
 from metaloss.losses.taylor_glo import REFERENCE_CODE_EXAMPLE, TaylorGLO, taylor_glo
 
@@ -28,6 +30,8 @@ __all__ = [
     "Baikal",
     "CyclicClassEmphasis",
     "LearnedLoss",
+    "PolyLoss",
+    "ProbabilityMSE",
     "SymbolicLoss",
     "TaylorGLO",
     "baikal",
@@ -38,6 +42,8 @@ __all__ = [
     "get",
     "learned_loss",
     "loss_step_variable",
+    "poly_loss",
+    "probability_mse",
     "save",
     "serialize",
     "smooth_leaky_relu",
@@ -71,6 +77,15 @@ _ZOO: dict[str, tuple[Callable[..., keras.losses.Loss], str]] = {
         keras.losses.MeanSquaredError,
         "Keras's mean squared error between one-hot labels and the raw model outputs.",
     ),
+    "probability_mse": (
+        ProbabilityMSE,
+        "Mean squared error between one-hot labels and softmax probabilities, the MSE baseline "
+        "of the GLO/TaylorGLO papers.",
+    ),
+    "poly_loss": (
+        PolyLoss,
+        "Poly-1, cross-entropy + ε(1 - p_t), epsilon=1 by default (arXiv 2204.12511).",
+    ),
     "baikal": (Baikal, "Baikal, -(1/n) Σ (log y - x/y), found by GLO (arXiv 1905.11528)."),
     "taylor_glo": (
         TaylorGLO,
@@ -102,6 +117,8 @@ _ALIASES = {
     "categorical_crossentropy": "cross_entropy",
     "sparse_categorical_crossentropy": "sparse_cross_entropy",
     "mean_squared_error": "mse",
+    "poly1": "poly_loss",
+    "poly": "poly_loss",
     "taylorglo": "taylor_glo",
     "cyclic": "cyclic_class_emphasis",
     "learned": "learned_loss",

@@ -13,6 +13,7 @@ from metaloss.losses._base import (
     class_probabilities,
     finite_floats,
     float_predictions,
+    invalid_value,
     one_hot_labels,
 )
 
@@ -144,6 +145,51 @@ class TaylorGLO(ClassificationLoss):
         reordered = code[6:] + code[:6]
         return cls(
             [round(v * f, 12) for v, f in zip(reordered, _FACTORIALS, strict=True)], **kwargs
+        )
+
+    def with_label_smoothing(self, alpha: float, num_classes: int) -> TaylorGLO:
+        """The `TaylorGLO` that equals this loss evaluated on labels smoothed by ``alpha``.
+
+        Label smoothing replaces the one-hot label by ``x' = (1-α) x + α/n``. Then
+        ``x' - θ0 = (1-α)(x - θ0')`` with ``θ0' = (θ0 - α/n) / (1-α)``, so each term of
+        :func:`taylor_glo` keeps its form with ``θ5 → (1-α)θ5``, ``θ6 → (1-α)θ6`` and
+        ``θ7 → (1-α)²θ7``: label smoothing stays inside the TaylorGLO family and the returned
+        loss on one-hot labels takes exactly the values of this one on smoothed labels.
+
+        Args:
+            alpha: the smoothing α, in ``[0, 1)``.
+            num_classes: the number of classes ``n`` (at least 2).
+
+        Returns:
+            A `TaylorGLO` with the same ``from_logits``, reduction and dtype.
+
+        Example:
+
+        >>> TaylorGLO([0.5, 0, 0, 0, 0, 2, 0, 0]).with_label_smoothing(0.5, 2).theta[0]
+        0.5
+        >>> TaylorGLO([0.5, 0, 0, 0, 0, 2, 0, 0]).with_label_smoothing(0.5, 2).theta[5]
+        1.0
+
+        References:
+            Gonzalez & Miikkulainen, *Effective Regularization Through Loss-Function
+            Metalearning*, arXiv 2010.00788, Appendix D.2.
+        """
+        if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 <= alpha < 1:
+            raise invalid_value("alpha", "a number in [0, 1)", alpha)
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+            raise invalid_value("num_classes", "an integer >= 2", num_classes)
+        keep = 1.0 - float(alpha)
+        theta = list(self.theta)
+        theta[0] = (theta[0] - alpha / num_classes) / keep
+        theta[5] *= keep
+        theta[6] *= keep
+        theta[7] *= keep**2
+        return TaylorGLO(
+            theta,
+            from_logits=self.from_logits,
+            reduction=self.reduction,
+            name=self.name,
+            dtype=self._dtype_argument,
         )
 
     def to_reference_code(self) -> tuple[float, ...]:

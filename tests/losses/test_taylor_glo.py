@@ -114,3 +114,39 @@ def test_config_round_trip_through_json():
     clone = TaylorGLO.from_config(config)
     assert clone.get_config() == loss.get_config()
     assert set(config) == {"name", "reduction", "dtype", "from_logits", "theta"}
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.1, 0.35])
+def test_with_label_smoothing_equals_the_loss_on_smoothed_labels(alpha):
+    """Regularization paper, App. D.2: x → (1-α)x + α/n stays inside the family."""
+    rng = np.random.default_rng(7)
+    n = 5
+    theta = random_theta(rng)
+    x = np.eye(n)[rng.integers(0, n, size=9)]
+    y = rng.dirichlet(np.ones(n), size=9)
+    smoothed = (1 - alpha) * x + alpha / n
+    # The NumPy polynomial of the reference code, on the smoothed labels.
+    expected = reference_code_loss(TaylorGLO(theta).to_reference_code(), smoothed, y)
+    mapped = TaylorGLO(theta, reduction="none", dtype="float64").with_label_smoothing(alpha, n)
+    np.testing.assert_allclose(mapped(x, y), expected, rtol=1e-10, atol=1e-12)
+    assert (mapped.reduction, mapped.from_logits) == ("none", False)
+
+
+def test_label_smoothed_mse_theta_is_keras_mse_on_smoothed_labels_less_a_constant():
+    alpha, n = 0.2, 4
+    rng = np.random.default_rng(8)
+    x = np.eye(n)[rng.integers(0, n, size=6)]
+    y = rng.dirichlet(np.ones(n), size=6)
+    smoothed = (1 - alpha) * x + alpha / n
+    keras_mse = keras.losses.MeanSquaredError(reduction="none", dtype="float64")(smoothed, y)
+    mapped = TaylorGLO(MSE_THETA, reduction="none", dtype="float64").with_label_smoothing(alpha, n)
+    constant = (smoothed**2).mean(axis=-1)
+    np.testing.assert_allclose(mapped(x, y), np.asarray(keras_mse) - constant, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "name"), [((1.0, 10), "alpha"), ((-0.1, 10), "alpha"), ((0.1, 1), "num_classes")]
+)
+def test_with_label_smoothing_rejects_bad_arguments(arguments, name):
+    with pytest.raises(ValueError, match=f"argument `{name}`"):
+        TaylorGLO(MSE_THETA).with_label_smoothing(*arguments)

@@ -13,6 +13,8 @@ CONSTRUCTION = {
     "cross_entropy": {},
     "sparse_cross_entropy": {},
     "mse": {},
+    "probability_mse": {},
+    "poly_loss": {"epsilon": 2.5},
     "taylor_glo": {"theta": THETA},
     "taylor_glo_reference": {},
     "cyclic_class_emphasis": {"num_classes": 4, "period": 6, "amplitude": 3.0},
@@ -24,6 +26,8 @@ SPARSE_ONLY = {"sparse_cross_entropy"}
 # The zoo's own classes, which promise one-hot *and* sparse labels, sample weights, dtypes...
 METALOSS = [
     "baikal",
+    "probability_mse",
+    "poly_loss",
     "taylor_glo",
     "taylor_glo_reference",
     "cyclic_class_emphasis",
