@@ -48,17 +48,10 @@ from pathlib import Path
 import click
 
 from metaloss._quiet import quiet_tensorflow
-from metaloss.cli._common import data_split_options, optimizer_options
-from metaloss.cli.recipe_tools import (
-    apply_smoke,
-    command_line,
-    comparison_section,
-    prepare_output,
-    recipe_options,
-    run_printer,
-    write_results,
-)
+from metaloss.cli.options import data_split_options, optimizer_options
+from metaloss.cli.recipe_tools import apply_smoke, command_line, recipe_options
 from metaloss.data.catalog import DATASETS
+from metaloss.experiments import comparison_section, prepare_output, run_printer, write_results
 
 DEFAULT_TASKS = ("mnist:mlp", "cifar10:allcnn_c", "cifar100:wrn:depth=28,width=10")
 SMOKE = {

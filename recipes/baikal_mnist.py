@@ -21,13 +21,10 @@ from __future__ import annotations
 
 import click
 
-from metaloss.cli.recipe_tools import (
-    apply_smoke,
-    command_line,
+from metaloss.cli.recipe_tools import apply_smoke, command_line, float_list, recipe_options
+from metaloss.experiments import (
     comparison_section,
-    float_list,
     prepare_output,
-    recipe_options,
     run_printer,
     training_run,
     write_results,

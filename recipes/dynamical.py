@@ -71,13 +71,10 @@ from pathlib import Path
 import click
 
 from metaloss._quiet import quiet_tensorflow
-from metaloss.cli.recipe_tools import (
-    apply_smoke,
-    command_line,
+from metaloss.cli.recipe_tools import apply_smoke, command_line, float_list, recipe_options
+from metaloss.experiments import (
     comparison_section,
-    float_list,
     prepare_output,
-    recipe_options,
     run_printer,
     training_run,
     write_results,

@@ -49,13 +49,11 @@ from pathlib import Path
 
 import click
 
-from metaloss.cli._common import candidate_scoring_options
-from metaloss.cli.recipe_tools import (
-    apply_smoke,
-    command_line,
+from metaloss.cli.options import candidate_scoring_options
+from metaloss.cli.recipe_tools import apply_smoke, command_line, recipe_options
+from metaloss.experiments import (
     comparison_section,
     prepare_output,
-    recipe_options,
     run_printer,
     training_run,
     write_results,

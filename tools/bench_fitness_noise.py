@@ -45,7 +45,7 @@ from metaloss._quiet import quiet_tensorflow
 
 quiet_tensorflow()  # before the imports below load TensorFlow: its start-up lines stay hidden
 
-from metaloss.cli.demo import (  # noqa: E402
+from metaloss.experiments.demo import (  # noqa: E402
     DEMO_BUDGET_EPOCHS,
     DEMO_DATASET,
     DEMO_MODEL,

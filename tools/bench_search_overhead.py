@@ -39,7 +39,7 @@ from metaloss._quiet import quiet_tensorflow
 quiet_tensorflow()  # before the imports below load TensorFlow: its start-up lines stay hidden
 
 from metaloss.analysis.decomposition import taylorglo_invariant  # noqa: E402
-from metaloss.cli.demo import DEMO_BUDGET_EPOCHS, DEMO_POPULATION, DEMO_SUBSET_FRACTION  # noqa: E402
+from metaloss.experiments.demo import DEMO_BUDGET_EPOCHS, DEMO_POPULATION, DEMO_SUBSET_FRACTION  # noqa: E402
 
 TARGET_SHARE = 0.05
 

@@ -12,7 +12,9 @@ from pathlib import Path
 import click
 import numpy as np
 
-from metaloss.cli._common import LossSpec, dataset_option, format_table, quiet_tensorflow
+from metaloss._quiet import quiet_tensorflow
+from metaloss.cli.options import LossSpec, dataset_option
+from metaloss.experiments.tables import format_table
 
 DEFAULT_LOSSES = ("cross_entropy", "mse", "baikal", "taylor_glo_reference")
 

@@ -8,6 +8,7 @@ import sys
 import click
 import numpy as np
 
+from metaloss._quiet import quiet_tensorflow
 from metaloss.cli._analysis_inputs import (
     emit,
     examples_options,
@@ -20,7 +21,6 @@ from metaloss.cli._analysis_inputs import (
     output_options,
     resolve_losses,
 )
-from metaloss.cli._common import quiet_tensorflow
 
 
 def _with_progress(operator, label: str, length: int, compute):

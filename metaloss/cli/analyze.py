@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 import numpy as np
 
+from metaloss._quiet import quiet_tensorflow
 from metaloss.cli._analysis_inputs import (
     DEFAULT_LOSSES,
     emit,
@@ -19,7 +20,6 @@ from metaloss.cli._analysis_inputs import (
     resolve_losses,
 )
 from metaloss.cli._analysis_spectra import hessian, ntk
-from metaloss.cli._common import quiet_tensorflow
 
 
 @click.group()

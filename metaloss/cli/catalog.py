@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from metaloss.cli._common import format_table, quiet_tensorflow
+from metaloss._quiet import quiet_tensorflow
+from metaloss.experiments.tables import format_table
 
 
 @click.command("losses")

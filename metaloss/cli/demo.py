@@ -17,27 +17,24 @@ from pathlib import Path
 
 import click
 
-from metaloss.cli._common import candidate_scoring_options, format_table, quiet_tensorflow
-
-DEMO_DATASET, DEMO_MODEL = "mnist1d", "mlp"
-# The TaylorGLO paper's data-utilisation setting: a quarter of the training data, where
-# cross-entropy overfits and a metalearned loss has room to regularise.
-DEMO_SUBSET_FRACTION = 0.25
-# The search measures fitness on 30% of the training split instead of 10%, its training subset
-# enlarged to keep the same number of training examples, f' (1 - 0.3) = f (1 - 0.1): over two
-# searches this ranked candidates closer to fresh seeds (tools/bench_fitness_noise.py).
-DEMO_SEARCH_VALIDATION_SPLIT = 0.3
-DEMO_SEARCH_SUBSET_FRACTION = DEMO_SUBSET_FRACTION * (1 - 0.1) / (1 - DEMO_SEARCH_VALIDATION_SPLIT)
-DEMO_GENERATIONS = 15
-DEMO_POPULATION = 10
-DEMO_BUDGET_EPOCHS = 30
-# Seeds per candidate: one run's validation accuracy is too noisy to rank candidates
-# (tools/bench_fitness_noise.py); a population trains R seeds for about the cost of one.
-DEMO_FITNESS_SEEDS = 3
-DEMO_REEVALUATE_TOP = 5
-DEMO_REEVALUATE_SEEDS = 3
-DEMO_EPOCHS = 30
-DEMO_SEEDS = 10
+from metaloss._quiet import quiet_tensorflow
+from metaloss.cli.options import candidate_scoring_options
+from metaloss.experiments.demo import (
+    DEMO_BUDGET_EPOCHS,
+    DEMO_DATASET,
+    DEMO_EPOCHS,
+    DEMO_FITNESS_SEEDS,
+    DEMO_GENERATIONS,
+    DEMO_MODEL,
+    DEMO_POPULATION,
+    DEMO_REEVALUATE_SEEDS,
+    DEMO_REEVALUATE_TOP,
+    DEMO_SEARCH_SUBSET_FRACTION,
+    DEMO_SEARCH_VALIDATION_SPLIT,
+    DEMO_SEEDS,
+    DEMO_SUBSET_FRACTION,
+)
+from metaloss.experiments.tables import format_table
 
 
 def _mean_history(histories: list[dict]) -> dict[str, list[float]]:

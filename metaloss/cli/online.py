@@ -7,15 +7,10 @@ from pathlib import Path
 
 import click
 
-from metaloss.cli._common import (
-    ModelSpec,
-    data_split_options,
-    dataset_option,
-    format_table,
-    optimizer_options,
-    quiet_tensorflow,
-)
+from metaloss._quiet import quiet_tensorflow
+from metaloss.cli.options import ModelSpec, data_split_options, dataset_option, optimizer_options
 from metaloss.cli.train import RESULT_HEADERS, result_row
+from metaloss.experiments.tables import format_table
 
 COMPARISON_FILE = "comparison.json"
 BASELINE_DIRECTORY = "cross_entropy"

@@ -1,12 +1,10 @@
-"""Shared pieces of the command line: option types and tables.
+"""The command line's shared click options and parameter types, for `metaloss` and the recipes.
 
 Nothing here imports TensorFlow at module level, so ``metaloss --help`` stays fast; commands
 import it through :func:`metaloss._quiet.quiet_tensorflow`, which hides its start-up lines.
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import click
 
@@ -59,22 +57,6 @@ def dataset_option(default: str = "mnist1d"):
         show_default=True,
         help="Dataset (see `metaloss datasets`).",
     )
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A plain-text table with aligned columns; floats get 4 decimals."""
-
-    def cell(value) -> str:
-        if isinstance(value, float):
-            return f"{value:.4f}"
-        return "-" if value is None else str(value)
-
-    cells = [[cell(v) for v in row] for row in rows]
-    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
-    line = "  ".join("-" * w for w in widths)
-    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)), line]
-    out += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
-    return "\n".join(out)
 
 
 def _apply(options):

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from metaloss.cli._common import format_table, quiet_tensorflow
+from metaloss._quiet import quiet_tensorflow
+from metaloss.experiments.tables import format_table
 
 TOP_K = 5
 

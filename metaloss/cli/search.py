@@ -10,12 +10,8 @@ from pathlib import Path
 
 import click
 
-from metaloss.cli._common import (
-    ModelSpec,
-    candidate_scoring_options,
-    dataset_option,
-    quiet_tensorflow,
-)
+from metaloss._quiet import quiet_tensorflow
+from metaloss.cli.options import ModelSpec, candidate_scoring_options, dataset_option
 
 _SCHEDULES = ["allcnn_c", "alexnet", "constant", "resnet", "wrn"]
 DISTRIBUTED_TRIAL_TIMEOUT = 1800.0  # --trial-timeout in chief/worker mode: 30 minutes

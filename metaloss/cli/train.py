@@ -6,15 +6,15 @@ from pathlib import Path
 
 import click
 
-from metaloss.cli._common import (
+from metaloss._quiet import quiet_tensorflow
+from metaloss.cli.options import (
     LossSpec,
     ModelSpec,
     data_split_options,
     dataset_option,
-    format_table,
     optimizer_options,
-    quiet_tensorflow,
 )
+from metaloss.experiments.tables import format_table
 
 _SCHEDULES = ["allcnn_c", "alexnet", "constant", "resnet", "wrn"]
 RESULT_HEADERS = ("loss", "status", "epochs", "train acc", "val acc", "test acc", "seconds")

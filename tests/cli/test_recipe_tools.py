@@ -1,18 +1,11 @@
-"""The recipes' shared options: smoke defaults, the rerun command, settings checks on resume."""
-
-import json
+"""The recipes' shared click options: smoke defaults, the rerun command, usage errors."""
 
 import click
 import pytest
 from click.testing import CliRunner
 
-from metaloss.cli.recipe_tools import (
-    apply_smoke,
-    command_line,
-    float_list,
-    prepare_output,
-    recipe_options,
-)
+from metaloss.cli.recipe_tools import apply_smoke, command_line, float_list, recipe_options
+from metaloss.experiments import prepare_output
 
 
 def _command(seen):
@@ -55,39 +48,20 @@ def test_float_list_rejects_text():
     assert float_list(None, None, "1, 2.5") == [1.0, 2.5]
 
 
-def test_prepare_output_refuses_other_settings_unless_overwritten(tmp_path):
-    output = tmp_path / "run"
-    kept = prepare_output(output, {"seeds": 2, "output": output, "verbose": 1}, overwrite=False)
-    assert kept == {"seeds": 2}
-    assert json.loads((output / "settings.json").read_text()) == {"seeds": 2}
-    (output / "seed0").mkdir()
-    # Same settings (verbosity does not count): accepted, and nothing is deleted.
-    prepare_output(output, {"seeds": 2, "verbose": 0}, overwrite=False)
-    assert (output / "seed0").is_dir()
-    # An option the first run did not know about is no difference; a changed one is.
-    prepare_output(output, {"seeds": 2, "new_option": 1}, overwrite=False)
-    with pytest.raises(click.UsageError, match=r"seeds: 2 -> 3.*--overwrite"):
-        prepare_output(output, {"seeds": 3}, overwrite=False)
-    prepare_output(output, {"seeds": 3}, overwrite=True)
-    assert not (output / "seed0").exists()
-    assert json.loads((output / "settings.json").read_text()) == {"seeds": 3}
+def test_an_output_with_other_settings_is_a_usage_error(tmp_path):
+    @click.command()
+    @recipe_options("resumable")
+    @click.option("--epochs", default=3)
+    def main(**_):
+        ctx = click.get_current_context()
+        prepare_output(ctx.params["output"], apply_smoke(ctx, {}), overwrite=False)
 
-
-def test_training_run_passes_the_training_options_and_lets_overrides_win():
-    from metaloss.cli.recipe_tools import training_run
-    from metaloss.training import train_experiment
-
-    params = {"epochs": 3, "learning_rate": 0.05, "seeds": 5, "output": "runs/x", "steps": 70}
-    run = training_run(params, "digits", "mlp", "baikal", steps=None, momentum=0.0)
-    assert run.func is train_experiment and run.args == ("digits", "mlp", "baikal")
-    # Recipe-only options (seeds, output) stay out; seed and output come from run_seeds.
-    assert run.keywords == {
-        "epochs": 3,
-        "learning_rate": 0.05,
-        "steps": None,
-        "momentum": 0.0,
-        "resume": True,
-    }
+    output = str(tmp_path / "run")
+    assert CliRunner().invoke(main, ["--output", output]).exit_code == 0
+    assert CliRunner().invoke(main, ["--output", output]).exit_code == 0  # resumes
+    result = CliRunner().invoke(main, ["--output", output, "--epochs", "4"])
+    assert result.exit_code == 2
+    assert "epochs: 3 -> 4" in result.output and "overwrite" in result.output
 
 
 def test_a_missing_dataset_is_an_error_message_not_a_traceback():
