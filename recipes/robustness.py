@@ -7,9 +7,11 @@ is then attacked with FGSM and PGD (cleverhans, untargeted, ℓ∞, true labels)
 grid {0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3}. Attacks work in pixel space and adversarial images are
 clipped to [0, 1] (:func:`metaloss.analysis.robustness.default_clip`; no clipping for vector data
 such as MNIST-1D); the models normalise their inputs themselves. The attack follows the gradient
-of cross-entropy by default, as ``metaloss attack`` does; ``--gradient-loss own`` uses each model's
-own training loss, as the paper's code did, which a loss can game (see the README). PGD takes
-``--pgd-steps`` steps of 2.5 ε / steps from a random start.
+of each model's own training loss, as the paper's code did, *and* of cross-entropy, as
+``metaloss attack`` does (``--gradient-loss`` picks one or both): a loss can game an attack that
+follows its own gradient (a flat loss hides the direction that hurts), so the cross-entropy
+attack, the same for every model, says whether a gain survives a loss-agnostic attacker. PGD
+takes ``--pgd-steps`` steps of 2.5 ε / steps from a random start.
 
 Full scale (the defaults): CIFAR-10 read from ``--data-dir`` (or the Keras cache, downloading if
 allowed) with the 45k/5k validation split; All-CNN-C with the TaylorGLO papers' schedule for it
@@ -29,10 +31,11 @@ cores. Explicit options win.
 
 Writes ``settings.json``, ``taylor_glo_loss.json`` (the TaylorGLO loss trained with),
 ``results.json`` and ``results.md`` (clean test accuracy compared by Welch's t-test, and per
-attack a loss × ε table of mean ± std over seeds with Welch p-values against cross-entropy),
-``clean_test_accuracy.png``, ``clean_validation_accuracy.png``, ``robustness_<attack>.png``
-(mean curves with ± std bands), and one run directory per loss and seed
-(``<loss>/seed<k>``: the model, its files and ``robustness.json``, the curves computed once).
+attack gradient and attack a loss × ε table of mean ± std over seeds with Welch p-values against
+cross-entropy), ``clean_test_accuracy.png``, ``clean_validation_accuracy.png``,
+``robustness_<attack>_<gradient>.png`` (mean curves with ± std bands), and one run directory per
+loss and seed (``<loss>/seed<k>``: the model, its files and ``robustness.json``, the curves
+computed once).
 Rerun the same command to resume: finished runs are neither retrained nor attacked again.
 
 References:
@@ -145,7 +148,7 @@ def _attack_config(p: dict) -> dict:
         "eps": p["eps"],
         "pgd_steps": p["pgd_steps"],
         "samples": p["samples"],
-        "gradient_loss": p["gradient_loss"],
+        "gradient_losses": list(p["gradient_loss"]),
         "norm": "inf",
     }
 
@@ -182,25 +185,27 @@ def _robustness(directory: Path, seed: int, p: dict, examples) -> dict:
     from metaloss.training.experiment import LOSS_FILE, MODEL_FILE
 
     model = keras.saving.load_model(directory / MODEL_FILE)
-    gradient_loss = (
-        "cross_entropy"
-        if p["gradient_loss"] == "cross_entropy"
-        else losses.get(directory / LOSS_FILE, from_logits=True)
-    )
     x, y = examples()
     accuracy = {}
-    for attack in p["attacks"]:
-        curve = robust_accuracy(
-            model,
-            (x, y),
-            attack=attack,
-            eps=p["eps"],
-            gradient_loss=gradient_loss,
-            steps=p["pgd_steps"],
-            clip=default_clip(x.shape[1:]),
-            seed=seed,
+    for gradient in p["gradient_loss"]:
+        gradient_loss = (
+            "cross_entropy"
+            if gradient == "cross_entropy"
+            else losses.get(directory / LOSS_FILE, from_logits=True)
         )
-        accuracy[attack] = [curve[e] for e in p["eps"]]
+        accuracy[gradient] = {}
+        for attack in p["attacks"]:
+            curve = robust_accuracy(
+                model,
+                (x, y),
+                attack=attack,
+                eps=p["eps"],
+                gradient_loss=gradient_loss,
+                steps=p["pgd_steps"],
+                clip=default_clip(x.shape[1:]),
+                seed=seed,
+            )
+            accuracy[gradient][attack] = [curve[e] for e in p["eps"]]
     payload = {
         "config": config,
         "examples": len(y),
@@ -215,30 +220,34 @@ def _robustness(directory: Path, seed: int, p: dict, examples) -> dict:
 
 
 def _summaries(curves: dict, p: dict) -> dict:
-    """attack -> loss -> per-ε mean, std, values per seed and Welch p against cross-entropy."""
+    """gradient -> attack -> loss -> per-ε mean, std, values per seed and Welch p against CE."""
     from metaloss.analysis.statistics import summarize, welch_t_test
 
     result = {}
-    for attack in p["attacks"]:
-        result[attack] = {}
-        for label, runs in curves.items():
-            per_eps = [[run["accuracy"][attack][i] for run in runs] for i in range(len(p["eps"]))]
-            stats = [summarize(values) for values in per_eps]
-            entry = {
-                "mean": [s.mean for s in stats],
-                "std": [s.std for s in stats],
-                "n": len(runs),
-                "per_seed": [run["accuracy"][attack] for run in runs],
-            }
-            if label != BASELINE:
-                baseline = curves[BASELINE]
-                entry["p_vs_baseline"] = [
-                    welch_t_test(values, [run["accuracy"][attack][i] for run in baseline]).p_value
-                    if len(values) > 1 and len(baseline) > 1
-                    else None
-                    for i, values in enumerate(per_eps)
-                ]
-            result[attack][label] = entry
+    for gradient in p["gradient_loss"]:
+        result[gradient] = {}
+        for attack in p["attacks"]:
+            by_loss = {}
+            for label, runs in curves.items():
+                per_seed = [run["accuracy"][gradient][attack] for run in runs]
+                per_eps = [[curve[i] for curve in per_seed] for i in range(len(p["eps"]))]
+                stats = [summarize(values) for values in per_eps]
+                entry = {
+                    "mean": [s.mean for s in stats],
+                    "std": [s.std for s in stats],
+                    "n": len(runs),
+                    "per_seed": per_seed,
+                }
+                if label != BASELINE:
+                    baseline = [run["accuracy"][gradient][attack] for run in curves[BASELINE]]
+                    entry["p_vs_baseline"] = [
+                        welch_t_test(values, [curve[i] for curve in baseline]).p_value
+                        if len(values) > 1 and len(baseline) > 1
+                        else None
+                        for i, values in enumerate(per_eps)
+                    ]
+                by_loss[label] = entry
+            result[gradient][attack] = by_loss
     return result
 
 
@@ -246,35 +255,38 @@ def _by_eps(eps: list[float], values: list[float]) -> dict[float, float]:
     return dict(zip(eps, values, strict=True))
 
 
+GRADIENT_NAMES = {"cross_entropy": "cross-entropy", "own": "each model's own loss"}
+
+
 def _notes(summaries: dict, figures: dict, p: dict, examples: int) -> list[str]:
     from metaloss.analysis.statistics import markdown_table
 
     headers = ["loss", *(f"ε={e:g}" for e in p["eps"])]
-    gradient = "cross-entropy" if p["gradient_loss"] == "cross_entropy" else "each model's own loss"
     notes = []
-    for attack, by_loss in summaries.items():
-        steps = f", {p['pgd_steps']} steps" if attack == "pgd" else ""
-        notes += [
-            f"**{attack.upper()}** (ℓ∞{steps}, gradient of {gradient}, {examples} test "
-            "examples): accuracy, mean ± std over seeds.",
-            markdown_table(
-                headers,
-                [
-                    [label, *map("{:.4f} ± {:.4f}".format, e["mean"], e["std"])]
-                    for label, e in by_loss.items()
-                ],
-            ),
-            f"p (Welch's t-test) against {BASELINE} at each ε:",
-            markdown_table(
-                headers,
-                [
-                    [label, *(None if v is None else f"{v:.3g}" for v in e["p_vs_baseline"])]
-                    for label, e in by_loss.items()
-                    if label != BASELINE
-                ],
-            ),
-            f"![{attack.upper()} robustness]({figures[attack]})",
-        ]
+    for gradient, by_attack in summaries.items():
+        for attack, by_loss in by_attack.items():
+            steps = f", {p['pgd_steps']} steps" if attack == "pgd" else ""
+            notes += [
+                f"**{attack.upper()}, gradient of {GRADIENT_NAMES[gradient]}** (ℓ∞{steps}, "
+                f"{examples} test examples): accuracy, mean ± std over seeds.",
+                markdown_table(
+                    headers,
+                    [
+                        [label, *map("{:.4f} ± {:.4f}".format, e["mean"], e["std"])]
+                        for label, e in by_loss.items()
+                    ],
+                ),
+                f"p (Welch's t-test) against {BASELINE} at each ε:",
+                markdown_table(
+                    headers,
+                    [
+                        [label, *(None if v is None else f"{v:.3g}" for v in e["p_vs_baseline"])]
+                        for label, e in by_loss.items()
+                        if label != BASELINE
+                    ],
+                ),
+                f"![{attack.upper()} robustness, {gradient} gradient]({figures[gradient][attack]})",
+            ]
     return notes
 
 
@@ -310,10 +322,12 @@ def _notes(summaries: dict, figures: dict, p: dict, examples: int) -> list[str]:
 )
 @click.option(
     "--gradient-loss",
-    type=click.Choice(["cross_entropy", "own"]),
-    default="cross_entropy",
+    type=click.Choice(list(GRADIENT_NAMES)),
+    multiple=True,
+    default=("own", "cross_entropy"),
     show_default=True,
-    help="The loss whose input gradient drives the attacks: cross-entropy, or each model's own.",
+    help="The loss whose input gradient drives the attacks (repeatable): each model's own (the "
+    "paper's choice) and cross-entropy (the same attacker for every model).",
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=350, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
@@ -338,6 +352,7 @@ def main(**_):
     """TaylorGLO and Baikal vs cross-entropy under FGSM and PGD across an ε grid."""
     ctx = click.get_current_context()
     p = apply_smoke(ctx, SMOKE)
+    p["gradient_loss"] = list(dict.fromkeys(p["gradient_loss"]))
     _check_model(p["dataset"], p["model"])
     output = p["output"]
     settings = prepare_output(output, p, overwrite=p["overwrite"])
@@ -370,14 +385,17 @@ def main(**_):
     summaries = _summaries(curves, p)
     attacked = curves[BASELINE][0]["examples"]
     figures = {}
-    for attack, by_loss in summaries.items():
-        steps = f", {p['pgd_steps']} steps" if attack == "pgd" else ""
-        figures[attack] = plot_robustness_curves(
-            {label: _by_eps(p["eps"], e["mean"]) for label, e in by_loss.items()},
-            output / f"robustness_{attack}.png",
-            title=f"{attack.upper()}{steps} on {p['dataset']} / {p['model']}: mean ± std",
-            bands={label: _by_eps(p["eps"], e["std"]) for label, e in by_loss.items()},
-        ).name
+    for gradient, by_attack in summaries.items():
+        figures[gradient] = {}
+        for attack, by_loss in by_attack.items():
+            steps = f", {p['pgd_steps']} steps" if attack == "pgd" else ""
+            figures[gradient][attack] = plot_robustness_curves(
+                {label: _by_eps(p["eps"], e["mean"]) for label, e in by_loss.items()},
+                output / f"robustness_{attack}_{gradient}.png",
+                title=f"{attack.upper()}{steps}, {gradient} gradient, on {p['dataset']} / "
+                f"{p['model']}: mean ± std",
+                bands={label: _by_eps(p["eps"], e["std"]) for label, e in by_loss.items()},
+            ).name
     section = comparison_section(
         output,
         title=f"Clean test accuracy and robustness on {p['dataset']} / {p['model']}",

@@ -9,6 +9,7 @@ from scipy import stats
 from metaloss.analysis.statistics import (
     compare,
     comparison_rows,
+    detectable_difference,
     markdown_table,
     summarize,
     welch_t_test,
@@ -87,3 +88,35 @@ def test_markdown_table():
     assert text.splitlines() == ["| loss | acc | p |", "|---|---|---|", "| a\\|b | 0.1235 | – |"]
     with pytest.raises(ValueError, match="argument `rows`"):
         markdown_table(("a", "b"), [(1,)])
+
+
+def test_detectable_difference_is_detected_with_the_stated_power_by_simulation():
+    """Monte Carlo: Welch's test (SciPy's) at the detectable difference rejects ~80% of the time."""
+    std_a, n_a, std_b, n_b = 0.02, 6, 0.035, 8
+    delta = detectable_difference(std_a, n_a, std_b, n_b)
+    rng = np.random.default_rng(0)
+    trials = 20_000
+    a = rng.normal(delta, std_a, size=(trials, n_a))
+    b = rng.normal(0.0, std_b, size=(trials, n_b))
+    rejected = stats.ttest_ind(a, b, axis=1, equal_var=False).pvalue < 0.05
+    # Welch's degrees of freedom are themselves estimated, so the rate is close, not exact.
+    assert abs(rejected.mean() - 0.8) < 0.02
+
+
+def test_detectable_difference_approaches_the_normal_formula_for_many_seeds():
+    # (z_0.975 + z_0.8) · σ · √(2/n) = (1.95996 + 0.84162) · √(2/2000)
+    expected = (1.959964 + 0.841621) * (2 / 2000) ** 0.5
+    assert detectable_difference(1.0, 2000, 1.0, 2000) == pytest.approx(expected, rel=2e-3)
+    assert detectable_difference(0.0, 5, 0.0, 5) == 0.0
+    # Fewer seeds, or a higher power, need a larger difference.
+    assert detectable_difference(1.0, 5, 1.0, 5) > detectable_difference(1.0, 10, 1.0, 10)
+    assert detectable_difference(1.0, 5, 1.0, 5, power=0.9) > detectable_difference(1.0, 5, 1.0, 5)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "name"),
+    [((0.1, 1, 0.1, 5), "n_a"), ((-0.1, 5, 0.1, 5), "std_a"), ((0.1, 5, math.nan, 5), "std_b")],
+)
+def test_detectable_difference_rejects_bad_arguments(arguments, name):
+    with pytest.raises(ValueError, match=f"argument `{name}`"):
+        detectable_difference(*arguments)

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from tests.recipes.helpers import load_recipe
 
 LOSSES = ("cross_entropy", "baikal", "taylor_glo")
+GRADIENTS = ("own", "cross_entropy")  # the attack follows each model's own loss, then CE
 EPS = [0.0, 0.1, 0.2, 0.3]  # --smoke's grid
 DIGITS_TEST_SIZE = 359  # scikit-learn's digits, the fixed 20% test split
 
@@ -55,10 +56,16 @@ def test_smoke_run_writes_results_figures_and_run_files(smoke_run):
     robustness = section["robustness"]
     assert robustness["attacks"] == ["fgsm", "pgd"] and robustness["eps"] == EPS
     assert robustness["examples"] == DIGITS_TEST_SIZE and robustness["clip"] == [0.0, 1.0]
-    for name in [*section["figures"], *robustness["figures"].values()]:
+    assert robustness["gradient_losses"] == list(GRADIENTS)
+    attack_figures = [
+        name for by_attack in robustness["figures"].values() for name in by_attack.values()
+    ]
+    for name in [*section["figures"], *attack_figures]:
         data = (output / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5_000
-    assert set(robustness["figures"]) == {"fgsm", "pgd"}
+    assert robustness["figures"] == {
+        g: {a: f"robustness_{a}_{g}.png" for a in ("fgsm", "pgd")} for g in GRADIENTS
+    }
 
     # The TaylorGLO arm's loss is the reference code's, saved so the run can be reproduced.
     from metaloss import losses
@@ -70,13 +77,16 @@ def test_smoke_run_writes_results_figures_and_run_files(smoke_run):
 
     markdown = (output / "results.md").read_text()
     header = "| loss | " + " | ".join(f"ε={e:g}" for e in EPS) + " |"
-    assert markdown.count(header) == 4  # mean ± std and p tables, for FGSM and for PGD
-    assert "**FGSM**" in markdown and "**PGD**" in markdown
-    for name in ("robustness_fgsm.png", "robustness_pgd.png", "clean_test_accuracy.png"):
+    # mean ± std and p tables, for FGSM and PGD, each with both attack gradients
+    assert markdown.count(header) == 8
+    assert "**FGSM, gradient of each model's own loss**" in markdown
+    assert "**PGD, gradient of cross-entropy**" in markdown
+    for name in ("robustness_fgsm_own.png", "robustness_pgd_cross_entropy.png"):
         assert f"]({name})" in markdown
+    assert "](clean_test_accuracy.png)" in markdown
     rows = [line for line in markdown.splitlines() if line.startswith("| taylor_glo |")]
-    assert len(rows) == 5  # clean comparison, then per attack a mean ± std row and a p row
-    assert sum(row.count(" ± ") == len(EPS) for row in rows) == 2
+    assert len(rows) == 9  # clean comparison, then per gradient and attack a mean ± std and a p row
+    assert sum(row.count(" ± ") == len(EPS) for row in rows) == 4
 
 
 @pytest.mark.slow
@@ -90,24 +100,32 @@ def test_robustness_statistics_come_from_the_runs_files(smoke_run):
     runs = _runs(output)
     for (_, seed), (record, robust) in runs.items():
         assert robust["seed"] == seed and robust["examples"] == DIGITS_TEST_SIZE
-        for attack in ("fgsm", "pgd"):
-            accuracy = robust["accuracy"][attack]
-            assert len(accuracy) == len(EPS)
-            # --samples (10 000) covers the test set, and ε = 0 leaves the inputs clean: the
-            # accuracy there is the run's own clean test accuracy (a count over 359 images).
-            assert accuracy[0] == pytest.approx(record["test_accuracy"], abs=1e-6)
-            assert accuracy[-1] < accuracy[0] - 0.3  # ε = 0.3 does break an MLP on digits
-    for attack in ("fgsm", "pgd"):
+        for gradient in GRADIENTS:
+            for attack in ("fgsm", "pgd"):
+                accuracy = robust["accuracy"][gradient][attack]
+                assert len(accuracy) == len(EPS)
+                # --samples (10 000) covers the test set, and ε = 0 leaves the inputs clean: the
+                # accuracy there is the run's own clean test accuracy (a count over 359 images).
+                assert accuracy[0] == pytest.approx(record["test_accuracy"], abs=1e-6)
+        # ε = 0.3 along cross-entropy's gradient does break an MLP on digits.
+        assert robust["accuracy"]["cross_entropy"]["fgsm"][-1] < record["test_accuracy"] - 0.3
+    # Cross-entropy's own loss is cross-entropy: its two attacks are one attack.
+    for seed in (0, 1):
+        accuracy = runs["cross_entropy", seed][1]["accuracy"]
+        assert accuracy["own"]["fgsm"] == pytest.approx(accuracy["cross_entropy"]["fgsm"])
+    for gradient, attack in [(g, a) for g in GRADIENTS for a in ("fgsm", "pgd")]:
         for loss in LOSSES:
-            entry = curves[attack][loss]
-            per_seed = [runs[loss, seed][1]["accuracy"][attack] for seed in (0, 1)]
+            entry = curves[gradient][attack][loss]
+            per_seed = [runs[loss, seed][1]["accuracy"][gradient][attack] for seed in (0, 1)]
             assert entry["per_seed"] == per_seed and entry["n"] == 2
             for i in range(len(EPS)):
                 values = [curve[i] for curve in per_seed]
                 assert entry["mean"][i] == pytest.approx(statistics.fmean(values))
                 assert entry["std"][i] == pytest.approx(statistics.stdev(values))
                 if loss != "cross_entropy":
-                    baseline = [runs["cross_entropy", s][1]["accuracy"][attack][i] for s in (0, 1)]
+                    baseline = [
+                        runs["cross_entropy", s][1]["accuracy"][gradient][attack][i] for s in (0, 1)
+                    ]
                     p_value = welch_t_test(values, baseline).p_value
                     assert entry["p_vs_baseline"][i] == pytest.approx(p_value)
             assert ("p_vs_baseline" in entry) == (loss != "cross_entropy")

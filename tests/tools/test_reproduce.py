@@ -42,6 +42,7 @@ def test_every_claim_of_the_issue_is_covered():
     assert keys == [
         "taylorglo",
         "baikal_data",
+        "baikal_data_mnist1d",
         "invariant",
         "attraction",
         "dynamical",
@@ -54,6 +55,10 @@ def test_every_claim_of_the_issue_is_covered():
             claim.args.index("--seeds" if "--seeds" in claim.args else "--search-seeds") + 1
         ]
         assert int(seeds) >= 5, claim.key
+        # Each states the paper's setting, ours, and why they differ.
+        assert all(word in claim.setting for word in ("Paper", "Ours", "Why")) or (
+            claim.key == "dynamical" and "Differences" in claim.setting
+        ), claim.key
         assert (ROOT / "recipes" / f"{claim.recipe}.py").is_file()
 
 
