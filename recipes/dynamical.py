@@ -62,10 +62,10 @@ References:
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import math
+import statistics
 from pathlib import Path
 
 import click
@@ -74,16 +74,23 @@ from metaloss._quiet import quiet_tensorflow
 from metaloss.cli.recipe_tools import apply_smoke, command_line, float_list, recipe_options
 from metaloss.experiments import (
     comparison_section,
+    mean_curve,
     prepare_output,
     run_printer,
     training_run,
     write_results,
 )
+from metaloss.experiments.dynamical_report import (
+    describe_tracked,
+    float_precision,
+    summary_row,
+    summary_section,
+    thin_histories,
+)
 
 EXPERIMENTS = ("spiral", "cifar10")
 BASELINE = "cross_entropy"
 HESSIAN_FILE = "hessian.json"
-MAX_HISTORY_POINTS = 1000  # per-step histories in results.json are thinned to this many points
 SPIRAL_TRAIN_POINTS = 300
 
 DEFAULTS = {
@@ -278,128 +285,7 @@ def write_json(path: Path, payload) -> None:
     partial.replace(path)
 
 
-def mean(values) -> float:
-    values = list(values)
-    return sum(values) / len(values) if values else float("nan")
-
-
-def summary_section(rows: list[dict], *, figures: list[str], lead: str) -> dict:
-    """The closing section: per width, the baseline against the best dynamical arm."""
-    from metaloss.analysis.statistics import markdown_table
-
-    headers = (
-        "width", "parameters", "cross-entropy test", "best cyclic arm", "its test", "Δ test",
-        "p (Welch)", "cross-entropy train", "cyclic train",
-    )  # fmt: skip
-    table = markdown_table(
-        headers,
-        [
-            [
-                r["width"], r["parameters"], r["baseline_test"], r["best_arm"], r["best_test"],
-                r["difference"], r["p_value"], r["baseline_train"], r["best_train"],
-            ]
-            for r in rows
-        ],
-    )  # fmt: skip
-    markdown = "\n".join(
-        [
-            "### Summary over widths",
-            "",
-            lead,
-            "",
-            table,
-            "",
-            *[f"![cyclic class weights Γ_i(t)]({name})\n" for name in figures],
-        ]
-    )
-    return {"title": "Summary over widths", "rows": rows, "figures": figures, "markdown": markdown}
-
-
-def summary_row(section: dict, width: int, parameters: int) -> dict:
-    """The best non-baseline arm of a width's section (by mean test accuracy) against the
-    baseline, with the mean final training accuracy of both."""
-    by_group = {c["group"]: c for c in section["comparisons"]}
-    arms = [g for g in by_group if g != BASELINE]
-    best = max(arms, key=lambda g: by_group[g]["mean"])
-    test = by_group[best].get("vs_baseline") or {}
-    train = {g: mean(r["train_accuracy"] for r in section["runs"][g]) for g in (BASELINE, best)}
-    return {
-        "width": width,
-        "parameters": parameters,
-        "baseline_test": by_group[BASELINE]["mean"],
-        "best_arm": best,
-        "best_test": by_group[best]["mean"],
-        "difference": test.get("difference"),
-        "p_value": test.get("p_value"),
-        "baseline_train": train[BASELINE],
-        "best_train": train[best],
-    }
-
-
-@contextlib.contextmanager
-def float_precision(float64: bool):
-    """Keras's floatx and dtype policy at float64 inside the block (nothing when False)."""
-    import keras
-
-    if not float64:
-        yield
-        return
-    floatx, policy = keras.config.floatx(), keras.config.dtype_policy()
-    keras.config.set_floatx("float64")
-    keras.config.set_dtype_policy("float64")
-    try:
-        yield
-    finally:
-        keras.config.set_floatx(floatx)
-        keras.config.set_dtype_policy(policy)
-
-
 # --- Spiral -------------------------------------------------------------------------------------
-
-
-def describe_tracked(arm: str, seed: int, periods: list[dict], edge: float) -> list[str]:
-    """Markdown: the bursts of one tracked run in words, then its per-period table."""
-    from metaloss.analysis.statistics import markdown_table
-
-    above = [row for row in periods if row["above_edge"]]
-    peak = max(periods, key=lambda row: row["lambda_max"])
-    words = (
-        f"**{arm}, seed {seed}**: λ_max went above 2/η = {edge:g} in {len(above)} of "
-        f"{len(periods)} periods"
-    )
-    if above:
-        positions = ", ".join(
-            f"{row['lambda_max']:.3g} at step {row['step']} ({row['fraction']:.0%} of period "
-            f"{row['period']})"
-            for row in above
-        )
-        words += f": {positions}"
-    words += f". Its largest value was {peak['lambda_max']:.3g} (step {peak['step']})"
-    if "ntk_max" in peak:
-        ntk = [row["ntk_max"] for row in periods]
-        words += f"; the NTK's λ_max went from {ntk[0]:.3g} (period 0) to {ntk[-1]:.3g}"
-    rows = [
-        [
-            row["period"],
-            "–" if row["emphasised_class"] is None else row["emphasised_class"],
-            row["lambda_max"], row["step"], f"{row['fraction']:.0%}",
-            "yes" if row["above_edge"] else "no", row.get("ntk_max"),
-        ]
-        for row in periods
-    ]  # fmt: skip
-    headers = ("period", "emphasised class", "max λ_max", "at step", "in period", "> 2/η",
-               "max NTK λ_max")  # fmt: skip
-    return [words + ".", markdown_table(headers, rows)]
-
-
-def thin_histories(section: dict) -> None:
-    """Keeps at most :data:`MAX_HISTORY_POINTS` of each per-step history in the section."""
-    for runs in section["runs"].values():
-        for run in runs:
-            length = max((len(v) for v in run["history"].values()), default=0)
-            stride = max(1, math.ceil(length / MAX_HISTORY_POINTS))
-            run["history"] = {k: v[::stride] for k, v in run["history"].items()}
-            run["history_stride"] = stride
 
 
 def run_spiral(p: dict) -> tuple[list[dict], str]:
@@ -514,7 +400,7 @@ def run_spiral(p: dict) -> tuple[list[dict], str]:
         figures.append(
             plot_comparison(
                 {
-                    label: {"accuracy": mean_curve([r.history.get("accuracy", []) for r in runs])}
+                    label: {"accuracy": mean_curve([r.history for r in runs], "accuracy")}
                     for label, runs in results.items()
                 },
                 output / f"{name}_train_accuracy.png",
@@ -524,7 +410,8 @@ def run_spiral(p: dict) -> tuple[list[dict], str]:
             ).name
         )
         train_words = ", ".join(
-            f"{label} {mean(r.train_accuracy for r in runs):.4f}" for label, runs in results.items()
+            f"{label} {statistics.fmean(r.train_accuracy for r in runs):.4f}"
+            for label, runs in results.items()
         )
         notes = [f"Final training accuracy, mean over seeds: {train_words}."]
         for label, records in tracked.items():
@@ -567,15 +454,6 @@ def run_spiral(p: dict) -> tuple[list[dict], str]:
         f"η={lr:g}, {p['steps']} full-batch steps, {precision}"
     )
     return sections, title
-
-
-def mean_curve(curves) -> list[float]:
-    """The pointwise mean of curves, cut to the shortest."""
-    curves = [c for c in curves if c]
-    if not curves:
-        return []
-    length = min(len(c) for c in curves)
-    return [sum(c[i] for c in curves) / len(curves) for i in range(length)]
 
 
 # --- CIFAR-10 -----------------------------------------------------------------------------------
