@@ -35,7 +35,10 @@ def top_table(record, k: int = TOP_K) -> str:
         ]
         if fresh:
             row.append(fresh.get(t.trial_id))
-        row += [t.status, " ".join(f"{v:+.3g}" for v in t.values.values())]
+        row += [
+            t.status,
+            " ".join(v if isinstance(v, str) else f"{v:+.3g}" for v in t.values.values()),
+        ]
         rows.append(tuple(row))
     headers = ["trial", "generation", "val acc (search)" if fresh else "val acc"]
     if fresh:

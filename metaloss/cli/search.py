@@ -1,4 +1,5 @@
-"""`metaloss search`: a TaylorGLO loss search (CMA-ES + partial training) in a directory."""
+"""`metaloss search`: a loss search with partial training in a directory: TaylorGLO (CMA-ES over
+a Taylor polynomial) or EvoMAL (genetic programming over expressions)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ SEARCH_FILE = "search.json"  # metaloss.search.tuner.SEARCH_FILE, without import
 
 # CLI option -> where search.json keeps it (a key of the search settings, or of its task).
 _SAVED_AS = {
+    "method": (None, "method"),
     "dataset": ("task", "dataset"),
     "model": ("task", "model"),
     "budget_epochs": ("task", "epochs"),
@@ -47,7 +49,28 @@ _SAVED_AS = {
     "fitness_seeds": ("task", "fitness_seeds"),
     "reevaluate_top": (None, "reevaluate_top"),
     "reevaluate_seeds": (None, "reevaluate_seeds"),
+    "local_search_steps": (None, "local_search_steps"),
+    "rejection": (None, "rejection"),
+    "equivalence": (None, "equivalence"),
 }
+METHODS = ("taylorglo", "evomal")
+# Options that only one method reads: given on the command line for the other, a usage error.
+_ONLY_FOR = {
+    "taylorglo": ("invariant", "rejected", "sigma0"),
+    "evomal": ("local_search_steps", "rejection", "equivalence"),
+}
+
+
+def _check_method_options(ctx, method: str) -> None:
+    for other, names in _ONLY_FOR.items():
+        if other == method:
+            continue
+        for name in names:
+            if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE:
+                flag = "--" + name.replace("_", "-")
+                raise click.UsageError(
+                    f"{flag} is an option of --method {other}, not of --method {method}."
+                )
 
 
 def _saved_value(settings: dict, option: str, default=None):
@@ -105,6 +128,14 @@ def _trial_timeout(value: float | None) -> float | None:
 
 
 @click.command()
+@click.option(
+    "--method",
+    type=click.Choice(METHODS),
+    default="taylorglo",
+    show_default=True,
+    help="taylorglo: CMA-ES over the 8 parameters of a Taylor-polynomial loss. evomal: "
+    "genetic programming over loss expressions (EvoMAL), with its filters and local search.",
+)
 @dataset_option()
 @click.option("--model", type=ModelSpec(), default="mlp", show_default=True, help="Model name.")
 @click.option("--generations", type=click.IntRange(min=1), default=4, show_default=True)
@@ -112,7 +143,8 @@ def _trial_timeout(value: float | None) -> float | None:
     "--population",
     type=click.IntRange(min=2),
     default=None,
-    help="Candidates per generation. Defaults to pycma's 4 + 3 ln 8 = 10.",
+    help="Candidates per generation. Defaults to pycma's 4 + 3 ln 8 = 10 (taylorglo), 25 "
+    "(evomal, EvoMAL's).",
 )
 @click.option(
     "--budget-epochs",
@@ -154,6 +186,28 @@ def _trial_timeout(value: float | None) -> float | None:
     default=1.2,
     help="CMA-ES initial step size in the TaylorGLO reference's units: theta_0..theta_7 start "
     "with steps sigma0 x (1, 1, 1, 2, 6, 1, 2, 2).",
+)
+@click.option(
+    "--local-search-steps",
+    type=click.IntRange(min=0),
+    default=250,
+    show_default=True,
+    help="(evomal) Meta steps tuning the best expressions' edge weights after the search "
+    "(EvoMAL's local search); 0 skips it.",
+)
+@click.option(
+    "--rejection/--no-rejection",
+    default=True,
+    show_default=True,
+    help="(evomal) Reject, untrained, expressions under which optimising an untrained model's "
+    "predictions does not lower their error rate (EvoMAL's rejection protocol).",
+)
+@click.option(
+    "--equivalence/--no-equivalence",
+    default=True,
+    show_default=True,
+    help="(evomal) Give an expression whose gradient matches an already scored one's that "
+    "score, untrained (EvoMAL's gradient equivalence).",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True)
@@ -255,7 +309,8 @@ def search(
     verbose,
     **options,
 ):
-    """Evolve a TaylorGLO loss with CMA-ES, scoring candidates by partial training.
+    """Evolve a loss (TaylorGLO with CMA-ES, or EvoMAL expressions by genetic programming),
+    scoring candidates by partial training.
 
     Shows live progress, then the top candidates; writes best_loss.json (for
     `metaloss train --loss`), TensorBoard logs (HParams dashboard) and a report with figures.
@@ -263,11 +318,16 @@ def search(
     Example: metaloss search --dataset mnist1d --model mlp --generations 6 --population 8
     --budget-epochs 5 --directory runs/s --seed 0
 
+    EvoMAL: metaloss search --method evomal --generations 6 --population 12
+    --budget-epochs 5 --directory runs/evomal --seed 0
+
     Distributed (KerasTuner's chief/worker mode): run the same command on every machine with
     KERASTUNER_ORACLE_IP, KERASTUNER_ORACLE_PORT and KERASTUNER_TUNER_ID=chief (one process,
     the oracle) or worker0, worker1, ... (the trainers), with --directory on a shared disk.
     A worker killed mid-trial has its candidate served again after --trial-timeout.
     """
+    if not resume:  # checked before --overwrite deletes anything (on --resume: once read)
+        _check_method_options(ctx, options["method"])
     tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "")
     is_worker = "KERASTUNER_ORACLE_IP" in os.environ and "chief" not in tuner_id
     if is_worker:  # the chief checks and prepares the directory
@@ -275,8 +335,10 @@ def search(
             _prepare_directory(ctx, directory, resume, overwrite, options)
     else:
         _prepare_directory(ctx, directory, resume, overwrite, options)
+    method = options.pop("method")
+    _check_method_options(ctx, method)  # a resumed search's method is the saved one
     quiet_tensorflow()
-    from metaloss.search import SearchTask, TaylorGLOSearch
+    from metaloss.search import EvoMALSearch, SearchTask, TaylorGLOSearch
     from metaloss.search._chief import ChiefNotAnswering
 
     try:
@@ -303,26 +365,43 @@ def search(
             attack_loss=options["attack_loss"],
             fitness_seeds=options["fitness_seeds"],
         )
-        tuner = TaylorGLOSearch(
-            task,
-            generations=options["generations"],
-            population_size=options["population"],
-            sigma0=options["sigma0"],
-            seed=options["seed"],
-            invariant=options["invariant"],
-            rejected=options["rejected"],
-            reevaluate_top=options["reevaluate_top"],
-            reevaluate_seeds=options["reevaluate_seeds"],
-            tensorboard=tensorboard,
-            parallel_candidates=parallel_candidates,
-            directory=directory,
-            overwrite=False,
-            trial_timeout=_trial_timeout(trial_timeout),
-        )
+        shared = {
+            "generations": options["generations"],
+            "seed": options["seed"],
+            "reevaluate_top": options["reevaluate_top"],
+            "reevaluate_seeds": options["reevaluate_seeds"],
+            "tensorboard": tensorboard,
+            "parallel_candidates": parallel_candidates,
+            "directory": directory,
+            "overwrite": False,
+            "trial_timeout": _trial_timeout(trial_timeout),
+        }
+        if method == "evomal":
+            population = (
+                {} if options["population"] is None else {"population_size": options["population"]}
+            )
+            tuner = EvoMALSearch(
+                task,
+                **population,
+                rejection=options["rejection"],
+                equivalence=options["equivalence"],
+                local_search_steps=options["local_search_steps"],
+                **shared,
+            )
+        else:
+            tuner = TaylorGLOSearch(
+                task,
+                population_size=options["population"],
+                sigma0=options["sigma0"],
+                invariant=options["invariant"],
+                rejected=options["rejected"],
+                **shared,
+            )
     except ValueError as error:
         raise click.UsageError(str(error)) from None
+    title = "TaylorGLO" if method == "taylorglo" else "EvoMAL"
     click.echo(
-        f"TaylorGLO search on {task.dataset} / {task.model}: {options['generations']} "
+        f"{title} search on {task.dataset} / {task.model}: {options['generations']} "
         f"generations x {tuner.population_size} candidates, "
         + (f"{task.epochs} epochs" if task.steps is None else f"{task.steps} steps")
         + f" each, in {directory}"
@@ -365,10 +444,18 @@ def summarize_search(directory: Path) -> None:
     record = read_search(directory)
     report = write_report(directory)
     click.echo("\n" + top_table(record))
-    click.echo(
-        f"\n{len(record.trials)} trials, {record.rejected} candidates rejected by the "
-        f"invariant, {sum(t.status in ('diverged', 'failed') for t in record.trials)} failed."
-    )
+    failed = sum(t.status in ("diverged", "failed") for t in record.trials)
+    if record.settings.get("method") == "evomal":
+        click.echo(
+            f"\n{len(record.trials)} trials, {record.rejected} candidates rejected by the "
+            f"rejection protocol, {record.reused} reused an equivalent candidate's score, "
+            f"{failed} failed."
+        )
+    else:
+        click.echo(
+            f"\n{len(record.trials)} trials, {record.rejected} candidates rejected by the "
+            f"invariant, {failed} failed."
+        )
     click.echo(f"Report: {report}   TensorBoard: tensorboard --logdir {directory / 'logs'}")
     if record.best is None:
         raise click.ClickException(

@@ -1,4 +1,5 @@
-"""Loss-function search: TaylorGLO evolution with a CMA-ES KerasTuner oracle, AdaLFL and ML3.
+"""Loss-function search: TaylorGLO (CMA-ES) and EvoMAL (genetic programming) through KerasTuner
+oracles, AdaLFL and ML3.
 
 ```python
 task = metaloss.search.SearchTask("mnist1d", "mlp", epochs=5)
@@ -8,6 +9,11 @@ search = metaloss.search.TaylorGLOSearch(task, generations=4, population_size=8,
 search.search()
 search.best_loss()          # a metaloss.losses.TaylorGLO
 
+symbolic = metaloss.search.EvoMALSearch(task, generations=4, population_size=10, seed=0,
+                                        directory="runs/evomal")
+symbolic.search()
+symbolic.best_loss()        # a metaloss.losses.SymbolicLoss, its edge weights tuned
+
 result = metaloss.search.online_fit(model, data.train, epochs=10, init_steps=500)   # AdaLFL
 result.loss                 # a metaloss.losses.LearnedLoss
 frozen = metaloss.search.online_fit(model, data.train, epochs=10, init_steps=500,
@@ -16,6 +22,7 @@ frozen = metaloss.search.online_fit(model, data.train, epochs=10, init_steps=500
 """
 
 from metaloss.search.evaluate import CandidateResult, EarlyAbort, SearchTask, evaluate_candidates
+from metaloss.search.evomal import EvoMALOracle, EvoMALSearch, SymbolicSpace
 from metaloss.search.ml3 import ML3
 from metaloss.search.online import METHODS, AdaLFL, OnlineResult, Snapshot, online_fit
 from metaloss.search.oracle import CMAESOracle
@@ -32,10 +39,13 @@ __all__ = [
     "CMAESOracle",
     "CandidateResult",
     "EarlyAbort",
+    "EvoMALOracle",
+    "EvoMALSearch",
     "LossSpace",
     "OnlineResult",
     "SearchTask",
     "Snapshot",
+    "SymbolicSpace",
     "TaylorGLOInvariant",
     "TaylorGLOSearch",
     "TaylorGLOSpace",

@@ -34,7 +34,8 @@ class SearchProgress:
         self._drawn = False
 
     def _bar(self, summary: dict) -> str:
-        done = summary["trials_done"] + summary["rejected"]
+        reused = summary.get("reused", 0)
+        done = summary["trials_done"] + summary["rejected"] + reused
         if self.total:
             filled = min(_BAR_WIDTH, round(_BAR_WIDTH * done / self.total))
             head = f"[{'#' * filled}{'.' * (_BAR_WIDTH - filled)}] {done}/{self.total} candidates"
@@ -47,7 +48,9 @@ class SearchProgress:
         return (
             f"{head} | generation {generation} | best val_accuracy "
             + (f"{best:.4f}" if best is not None else "-")
-            + f" | rejected {summary['rejected']} | failed {summary['failed']}"
+            + f" | rejected {summary['rejected']}"
+            + (f" | reused {reused}" if reused else "")
+            + f" | failed {summary['failed']}"
             + f" | {time.perf_counter() - self._start:.0f} s"
         )
 

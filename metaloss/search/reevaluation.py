@@ -54,7 +54,12 @@ def distinct_best(trials: Sequence, k: int) -> list:
     to the earliest trial."""
     chosen, seen = [], set()
     for trial in sorted((t for t in trials if t.scored), key=lambda t: -t.score):
-        key = tuple(sorted((name, float(v)) for name, v in trial.values.items()))
+        # Numbers (θ) compare as floats, strings (expressions) as they are.
+        key = tuple(
+            sorted(
+                (name, v if isinstance(v, str) else float(v)) for name, v in trial.values.items()
+            )
+        )
         if key in seen:
             continue
         seen.add(key)

@@ -46,6 +46,11 @@ def _number(value, digits: int = 4) -> str:
     return str(value)
 
 
+def _value(value) -> str:
+    """A trial's hyperparameter value: a number (θ) to 4 digits, an expression in backticks."""
+    return f"`{value}`" if isinstance(value, str) else _number(float(value))
+
+
 def _score(value) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:.4f}"
 
@@ -112,6 +117,7 @@ def _totals(record: SearchRecord) -> dict[str, int]:
         "abandoned (served again)": abandoned,
         "running": running,
         "rejected (not trained)": record.rejected,
+        **({"reused an equivalent's score": record.reused} if record.reused else {}),
     }
 
 
@@ -175,7 +181,7 @@ def _top_section(top: list[TrialRecord]) -> list[str]:
             "-" if t.generation is None else t.generation + 1,
             _score(t.score),
             t.status,
-            *(_number(float(t.values[n])) if n in t.values else "-" for n in names),
+            *(_value(t.values[n]) if n in t.values else "-" for n in names),
         )
         for rank, t in enumerate(top, start=1)
     ]

@@ -81,6 +81,8 @@ class SearchRecord:
             the generation trained.
         trials: one :class:`TrialRecord` per trial directory, in trial-id order.
         rejected: candidates the prefilter rejected without training, in-flight ones included.
+        reused: candidates that reused an equivalent candidate's score without training
+            (EvoMAL's gradient equivalence), in-flight ones included.
         in_flight: the generation still in flight, ``{"generation", "candidates", "served",
             "rejected"}``, or `None`.
         best_loss: the path of ``best_loss.json``, or `None` when it was not written (yet).
@@ -93,6 +95,7 @@ class SearchRecord:
     generations: list[dict] = field(default_factory=list)
     trials: list[TrialRecord] = field(default_factory=list)
     rejected: int = 0
+    reused: int = 0
     in_flight: dict | None = None
     best_loss: Path | None = None
     reevaluation: dict | None = None
@@ -248,7 +251,8 @@ def read_search(directory: str | os.PathLike) -> SearchRecord:
         raise _not_a_search(directory, f"{SEARCH_FILE} is missing or not a JSON object")
     if not isinstance(oracle, dict):
         raise _not_a_search(directory, f"{TRIALS_DIR}/{ORACLE_FILE} is missing or unreadable")
-    cmaes = oracle.get("cmaes") or {}
+    # The generations' record: under "cmaes" for TaylorGLO, "evomal" for a symbolic search.
+    cmaes = oracle.get("cmaes") or oracle.get("evomal") or {}
     generations = []
     generation_of: dict[str, int] = {}
     for record in cmaes.get("history") or []:
@@ -257,9 +261,10 @@ def read_search(directory: str | os.PathLike) -> SearchRecord:
         record["median_score"] = _score(record.get("median_fitness"))
         generations.append(record)
         for trial_id in record.get("trial_ids") or []:
-            if trial_id not in (None, "rejected"):
+            if trial_id not in (None, "rejected", "reused"):
                 generation_of[str(trial_id)] = int(record["generation"])
     rejected = sum(int(g.get("rejected") or 0) for g in generations)
+    reused = sum(int(g.get("reused") or 0) for g in generations)
     in_flight = None
     if cmaes.get("candidates") is not None:
         assigned = list(cmaes.get("assigned") or [])
@@ -268,8 +273,10 @@ def read_search(directory: str | os.PathLike) -> SearchRecord:
             "candidates": len(cmaes["candidates"]),
             "served": sum(a is not None for a in assigned),
             "rejected": assigned.count("rejected"),
+            "reused": assigned.count("reused"),
         }
         rejected += in_flight["rejected"]
+        reused += in_flight["reused"]
     trial_dirs = [p for p in (directory / TRIALS_DIR).glob("trial_*") if p.is_dir()]
     abandoned = {str(t) for t in ((cmaes.get("trial_clock") or {}).get("abandoned") or {})}
     trials = [
@@ -285,6 +292,7 @@ def read_search(directory: str | os.PathLike) -> SearchRecord:
         generations=generations,
         trials=trials,
         rejected=rejected,
+        reused=reused,
         in_flight=in_flight,
         best_loss=best_loss if best_loss.is_file() else None,
         reevaluation=_read_json(directory / REEVALUATION_FILE),

@@ -47,6 +47,7 @@ from metaloss.search._chief import guard_chief_calls
 from metaloss.search._files import write_json_atomically
 from metaloss.search.dashboard import write_hparams_config, write_trial_summary
 from metaloss.search.evaluate import SearchTask, evaluate_candidates
+from metaloss.search.generational import GenerationalOracle
 from metaloss.search.oracle import DEFAULT_REJECTED, DEFAULT_SIGMA0, HEARTBEAT_METRIC, CMAESOracle
 from metaloss.search.progress import SearchProgress
 from metaloss.search.reevaluation import (
@@ -239,10 +240,11 @@ class TaylorGLOSearch(keras_tuner.Tuner):
             guard_chief_calls(self.oracle, self.trial_timeout)
         self.population_size = (
             oracle.candidates_per_generation()
-            if isinstance(oracle, CMAESOracle)
+            if isinstance(oracle, GenerationalOracle)
             else population_size
         )
         self.settings = {
+            "method": "taylorglo",
             "task": task.to_dict(),
             "space": type(hypermodel).__name__,
             "generations": generations,
@@ -281,9 +283,19 @@ class TaylorGLOSearch(keras_tuner.Tuner):
             self._search_in_groups()
         self._progress.close()
         if not self._is_worker() and self._best_completed() is not None:
+            self._before_reevaluation(verbose)
             if self.reevaluate_top:
                 self._reevaluate(verbose)
             self.save_best_loss()
+
+    def _before_reevaluation(self, verbose: int) -> None:
+        """What a method does once the search has ended, before its best are re-evaluated
+        (EvoMAL's local search); nothing for TaylorGLO."""
+
+    def _trial_loss(self, trial) -> keras.losses.Loss:
+        """The loss a finished trial stands for (what the re-evaluation trains and
+        :meth:`best_loss` returns)."""
+        return self.hypermodel.build(trial.hyperparameters)
 
     def on_search_begin(self) -> None:
         super().on_search_begin()
@@ -460,7 +472,7 @@ class TaylorGLOSearch(keras_tuner.Tuner):
             self.search_directory,
             self.task,
             candidates,
-            lambda c: self.hypermodel.build(self.oracle.trials[c["trial_id"]].hyperparameters),
+            lambda c: self._trial_loss(self.oracle.trials[c["trial_id"]]),
             seeds=seeds,
             parallel_candidates=self.parallel_candidates,
         )
@@ -486,7 +498,7 @@ class TaylorGLOSearch(keras_tuner.Tuner):
                 "No trial has completed yet: there is no best loss "
                 f"({len(self.oracle.trials)} trials ran, none completed)."
             )
-        return self.hypermodel.build(best.hyperparameters)
+        return self._trial_loss(best)
 
     def save_best_loss(self, path: str | Path | None = None) -> Path:
         """Writes :meth:`best_loss` as a loss JSON that ``metaloss.losses.get`` and

@@ -125,3 +125,37 @@ def test_fitness_seeds_and_reevaluation_are_saved_shown_and_kept_on_resume(tmp_p
     resumed = invoke("search", "--directory", directory, "--resume", "--verbose", 0)
     assert resumed.exit_code == 0, resumed.output
     assert json.loads((directory / "reevaluation.json").read_text()) == state
+
+
+def test_evomal_method_searches_expressions_and_resumes(tmp_path):
+    directory = tmp_path / "evomal"
+    args = ["--method", "evomal", *TINY, "--local-search-steps", 3, "--directory", directory]
+    result = invoke("search", *args)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("EvoMAL search on spiral")
+    assert "rejected by the rejection protocol" in result.output
+    assert "reused an equivalent candidate's score" in result.output
+    settings = json.loads((directory / "search.json").read_text())
+    assert settings["method"] == "evomal" and settings["local_search_steps"] == 3
+    best = json.loads((directory / "best_loss.json").read_text())
+    assert best["class_name"] == "SymbolicLoss" and best["config"]["expression"]
+    assert "`" in (directory / "report" / "report.md").read_text()  # expressions in the table
+    # --resume keeps the method and trains nothing again.
+    trials = sorted((directory / "trials").glob("trial_*/candidate.json"))
+    stamps = [p.stat().st_mtime_ns for p in trials]
+    resumed = invoke("search", "--directory", directory, "--resume", "--verbose", 0)
+    assert resumed.exit_code == 0, resumed.output
+    assert "EvoMAL search on spiral" in resumed.output
+    assert [p.stat().st_mtime_ns for p in trials] == stamps
+
+
+def test_options_of_the_other_method_are_usage_errors(tmp_path):
+    taylor_only = invoke(
+        "search", "--method", "evomal", *TINY, "--directory", tmp_path / "a", "--no-invariant"
+    )
+    assert taylor_only.exit_code == 2 and "--invariant is an option of --method taylorglo" in (
+        taylor_only.output
+    )
+    evomal_only = invoke("search", *TINY, "--directory", tmp_path / "b", "--no-rejection")
+    assert evomal_only.exit_code == 2 and "--method evomal" in evomal_only.output
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

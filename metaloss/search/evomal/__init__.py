@@ -12,6 +12,8 @@ from metaloss.search.evomal.filters import (
     Rejection,
     rejection_protocol,
 )
+from metaloss.search.evomal.local_search import LocalSearch, tune_weights
+from metaloss.search.evomal.oracle import EvoMALOracle
 from metaloss.search.evomal.trees import (
     PRIMITIVE_SET,
     has_both_terminals,
@@ -20,17 +22,24 @@ from metaloss.search.evomal.trees import (
     to_expression,
     to_tree,
 )
+from metaloss.search.evomal.tuner import EvoMALSearch, ExpressionFilters, SymbolicSpace
 
 __all__ = [
     "DEFAULT_FILTER_GRADIENT_STEPS",
     "DEFAULT_FILTER_SAMPLE_SIZE",
     "PRIMITIVE_SET",
+    "EvoMALOracle",
+    "EvoMALSearch",
+    "ExpressionFilters",
     "GradientEquivalence",
+    "LocalSearch",
     "Rejection",
+    "SymbolicSpace",
     "has_both_terminals",
     "initial_population",
     "next_generation",
     "rejection_protocol",
     "to_expression",
     "to_tree",
+    "tune_weights",
 ]
