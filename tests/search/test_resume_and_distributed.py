@@ -126,3 +126,31 @@ def test_chief_and_two_workers_run_every_trial_exactly_once(tmp_path):
     assert sorted(ran) == trained
     assert sorted(finished_candidates(directory)) == [f"trial_{t}" for t in trained]
     assert (directory / "best_loss.json").exists()
+
+
+def test_an_evomal_chief_and_two_workers_carry_expressions_over_grpc(tmp_path):
+    """Trial values are expression strings: KerasTuner's gRPC carries them; the chief screens."""
+    directory = tmp_path / "evomal"
+    cluster = {"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(free_port())}
+    extra = ("--method", "evomal", "--local-search-steps", "2")
+    chief = search_process(directory, *extra, env={**cluster, "KERASTUNER_TUNER_ID": "chief"})
+    wait_for_chief(directory, chief)
+    workers = [
+        search_process(directory, *extra, env={**cluster, "KERASTUNER_TUNER_ID": f"worker{i}"})
+        for i in range(2)
+    ]
+    outputs = []
+    for process in [*workers, chief]:
+        out, err = process.communicate(timeout=600)
+        assert process.returncode == 0, err[-3000:]
+        outputs.append(out)
+    ran = [trial_id for out in outputs[:2] for trial_id in TRIAL_LINE.findall(out)]
+    assert len(ran) == len(set(ran)), "a trial ran twice"
+    history = json.loads((directory / "trials" / "oracle.json").read_text())["evomal"]["history"]
+    assert len(history) == 3
+    trained = sorted(t for g in history for t in g["trial_ids"] if t not in ("rejected", "reused"))
+    assert sorted(ran) == trained
+    for record in finished_candidates(directory).values():
+        expression = record["values"]["expression"]
+        assert isinstance(expression, str) and record["loss"]["class_name"] == "SymbolicLoss"
+    assert json.loads((directory / "best_loss.json").read_text())["class_name"] == "SymbolicLoss"
