@@ -79,6 +79,7 @@ def test_a_search_killed_mid_generation_still_reads(search_dir, tmp_path):
         "candidates": 5,
         "served": 4,
         "rejected": last["trial_ids"][:-1].count("rejected"),
+        "reused": 0,
     }
     assert record.best_loss is None
     by_id = {t.trial_id: t for t in record.trials}
