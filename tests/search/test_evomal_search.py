@@ -15,13 +15,13 @@ from metaloss.search.evomal.tuner import LOCAL_SEARCH_FILE
 from metaloss.search.results import read_search
 from metaloss.search.tuner import BEST_LOSS_FILE, CANDIDATE_FILE
 
-TINY = SearchTask("spiral", "mlp:hidden=[16]", epochs=2, batch_size=64)
+TINY = SearchTask("spiral", "mlp:hidden=[16]", epochs=1, batch_size=64)
 
 
 def make_search(directory, **kwargs):
     kwargs = {
         "generations": 2,
-        "population_size": 5,
+        "population_size": 4,
         "seed": 0,
         "filter_steps": 20,
         "local_search_steps": 6,
@@ -46,7 +46,7 @@ def finished(tmp_path_factory):
 def test_trials_train_expression_losses_and_the_rest_are_rejected_or_reused(finished):
     search, directory = finished
     history = search.oracle.history
-    assert len(history) == 2 and sum(len(g["candidates"]) for g in history) == 10
+    assert len(history) == 2 and sum(len(g["candidates"]) for g in history) == 8
     trained = [t for g in history for t in g["trial_ids"] if t not in ("rejected", "reused")]
     assert sorted(trained) == sorted(search.oracle.trials)
     for path in (directory / "trials").glob(f"trial_*/{CANDIDATE_FILE}"):
@@ -92,8 +92,8 @@ def test_the_best_loss_holds_the_local_search_weights(finished):
 def test_a_resumed_search_ends_with_the_same_result(tmp_path, finished):
     _, whole = finished
     cut = tmp_path / "cut"
-    first = make_search(cut, max_trials=3)
-    first.search(verbose=0)  # stops after 3 trained trials: a search cut short
+    first = make_search(cut, max_trials=2)
+    first.search(verbose=0)  # stops after 2 trained trials: a search cut short
     resumed = make_search(cut)
     resumed.search(verbose=0)
     a, b = read_search(whole), read_search(cut)
