@@ -17,10 +17,10 @@ and A = 70 whose last period is plain cross-entropy (A = 1, as in the authors' n
 cross-entropy with the same setup. For the first ``--track-seeds`` seeds (default: seed 0) of
 every arm, the top-3 Hessian eigenvalues of the loss being minimised (the weighted loss at its
 current step) are computed by Lanczos every 25 steps, with the empirical NTK's λ_max on 50
-training points (a fixed random draw). On 2 CPU cores a step takes about 2 ms (epochs of
-``--track-every`` steps; one step per epoch would cost 13 ms), about 2 minutes per run, and a
-Hessian-and-NTK record about 0.3 s (2 801 records: 15 minutes per tracked run), so about 1.5
-hours for the defaults' 20 runs. Uncertain: the paper's under- and
+training points (a fixed random draw). On 2 CPU cores a step takes about 8 ms (epochs of
+``--track-every`` steps; BENCHMARKS.md, "Full-batch training", has the measurement and why it
+is slower than it was), about 9 minutes per run (8–10 measured, Hessian tracking included);
+the defaults' 20 runs take about 3.5 hours. Uncertain: the paper's under- and
 over-parameterised widths (the authors' notebook uses 100; 10 is our under-parameterised
 choice), its initialisation (JAX stax; here Keras's Glorot-uniform, zero biases) and its inputs
 (here standardised by a fixed layer holding the training statistics, as in every zoo model).

@@ -11,7 +11,8 @@ mechanical, never tuned toward the paper:
 
 Usage::
 
-    python tools/reproduce.py                       # every claim (about two hours on 2 cores)
+    python tools/reproduce.py                       # every claim (about 6 hours on 2 cores,
+                                                    # 3.5 of them the spiral at paper settings)
     python tools/reproduce.py --claims baikal_data,adalfl
     python tools/reproduce.py --quick --output /tmp/r --results /tmp/r/RESULTS.md   # smoke
 
